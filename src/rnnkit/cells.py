@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import kernels
+
 State = tuple[Tensor, ...]
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -146,7 +148,7 @@ class RecurrentCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """x W_x + b for any leading shape: one matrix product for all time steps."""
-        return F.linear(x, self.weight_ih, self.input_bias())
+        return kernels.linear(x, self.weight_ih, self.input_bias())
 
     def input_bias(self) -> Tensor | None:
         return self.bias_ih
@@ -343,8 +345,10 @@ class JordanCell(RecurrentCell):
         **options,
     ) -> None:
         super().__init__(input_size, hidden_size, **options)
-        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-        check_choice("output_activation", output_activation, tuple(_ACTIVATIONS))
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        self.output_activation = check_choice(
+            "output_activation", output_activation, tuple(_ACTIVATIONS)
+        )
         self.phi, self.psi = _ACTIVATIONS[nonlinearity], _ACTIVATIONS[output_activation]
         out = hidden_size if output_size is None else check_positive_int("output_size", output_size)
         self._output_size = out
@@ -409,6 +413,7 @@ class LeakyCell(_GatedWeights):
         if not max_timescale >= 1.0:
             raise ValueError(f"max_timescale must be >= 1, got {max_timescale!r}")
         super().__init__(input_size, hidden_size, bias=bias, **options)
+        self.nonlinearity = nonlinearity
         self.phi = _ACTIVATIONS[nonlinearity]
         timescales = torch.logspace(0.0, math.log10(max_timescale), hidden_size)
         alpha = 1.0 / timescales

@@ -1,18 +1,71 @@
 """The time loop: one cell over a batch of sequences, one direction.
 
-Kept apart from ``Recurrent`` so that the loop, where all the time goes, is
-short enough to read at a glance: the input projection of every step is one
-matrix product before the loop, and each step is the cell's recurrent product
-and element-wise work, plus a select where sequences have ended.
+Two implementations of the same equations:
+
+* the lecture's cells without loop-only options run on the hand-written
+  kernels of ``rnnkit.kernels`` (backpropagation through time written out,
+  the recurrent weight's gradient as one product);
+* every other cell, custom ones included, and every option run the cell's
+  own ``step`` in a Python loop under autograd.
+
+Either way the input projection of all steps is one matrix product before
+the loop, time-major so that each step reads a contiguous slice.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 import torch
 from torch import Tensor
 
-from .cells import RecurrentCell, State
+from . import kernels
+from .cells import ElmanCell, GRUCell, JordanCell, LeakyCell, LSTMCell, RecurrentCell, State
 from .padding import step_mask
+
+_use_kernels = True
+
+
+@contextlib.contextmanager
+def autograd_loop() -> Iterator[None]:
+    """Within this block every cell runs its own ``step`` under autograd (for tests and comparisons)."""
+    global _use_kernels
+    saved, _use_kernels = _use_kernels, False
+    try:
+        yield
+    finally:
+        _use_kernels = saved
+
+
+Kernel = Callable[[RecurrentCell, Tensor, State], tuple[Tensor, ...]]
+
+_KERNELS: dict[type, Kernel] = {
+    ElmanCell: lambda c, xp, s: (kernels.ElmanKernel.apply(xp, s[0], c.weight_hh, c.nonlinearity),),
+    LeakyCell: lambda c, xp, s: (
+        kernels.LeakyKernel.apply(xp, s[0], c.weight_hh, c.alpha.to(xp.dtype), c.nonlinearity),
+    ),
+    LSTMCell: lambda c, xp, s: kernels.LSTMKernel.apply(xp, s[0], s[1], c.weight_hh),
+    GRUCell: lambda c, xp, s: (kernels.GRUKernel.apply(xp, s[0], c.weight_hh, c.bias_hh),),
+    JordanCell: lambda c, xp, s: (
+        kernels.JordanKernel.apply(
+            xp, s[0], c.weight_ys, c.weight_sy, c.bias_sy, c.nonlinearity, c.output_activation
+        ),
+    ),
+}
+
+
+def kernel_for(cell: RecurrentCell) -> Kernel | None:
+    """The hand-written kernel for this cell, or None when it must run under autograd.
+
+    Only the exact stock classes qualify (a subclass may change the equations),
+    and only without the options that live in ``step``.
+    """
+    if not _use_kernels or type(cell) not in _KERNELS:
+        return None
+    if cell.layer_norm or cell.recurrent_dropout or cell.zoneout or cell.transition_depth > 1:
+        return None
+    return _KERNELS[type(cell)]
 
 
 def scan(
@@ -28,26 +81,58 @@ def scan(
     outputs there are zeros. ``allow_empty`` admits sequences of length 0
     (the chains of a dilated layer shorter than the dilation).
     """
-    batch, steps, _ = x.shape
+    steps = x.shape[1]
     if lengths is not None and not allow_empty and bool((lengths == steps).all()):
-        lengths = None  # nothing is padded: skip the per-step selects
-    xp = cell.project_input(x)  # (B, T, G): one product for all steps
+        lengths = None  # nothing is padded
+    if lengths is not None:
+        # zero the padding so that whatever it holds (even NaN) cannot reach a gradient
+        x = x.masked_fill(~step_mask(lengths, steps, x.device).unsqueeze(-1), 0.0)
+    xp = cell.project_input(x.transpose(0, 1))  # (T, B, G): one product for all steps
+    kernel = kernel_for(cell)
+    if kernel is not None:
+        return _run_kernel(cell, kernel, xp, state, lengths)
+    return _run_autograd(cell, xp, state, lengths)
+
+
+def _run_kernel(
+    cell: RecurrentCell, kernel: Kernel, xp: Tensor, state: State, lengths: Tensor | None
+):
+    # Padding sits at the end of every sequence, so outputs at valid steps never
+    # depend on it: run all steps, then read each final state at its own last step.
+    mask = None
+    if lengths is not None:
+        mask = step_mask(lengths, xp.shape[0], xp.device).t().unsqueeze(-1)  # (T, B, 1)
+    seqs = kernel(cell, xp, state)  # each (T, B, S)
+    y = cell.output(seqs)  # (T, B, O)
+    if mask is None:
+        return y.transpose(0, 1), tuple(s[-1] for s in seqs)
+    y = torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
+    last = (lengths - 1).clamp(min=0).to(xp.device)
+    rows = torch.arange(xp.shape[1], device=xp.device)
+    empty = (lengths == 0).to(xp.device).unsqueeze(-1)
+    final = tuple(torch.where(empty, s0, s[last, rows]) for s, s0 in zip(seqs, state, strict=True))
+    return y.transpose(0, 1), final
+
+
+def _run_autograd(cell: RecurrentCell, xp: Tensor, state: State, lengths: Tensor | None):
+    steps, batch = xp.shape[:2]
     noise = cell.sample_noise(batch, xp)
     outputs: list[Tensor] = []
     if lengths is None:
         for t in range(steps):
-            y, state = cell.step(xp[:, t], state, noise)
+            y, state = cell.step(xp[t], state, noise)
             outputs.append(y)
         return torch.stack(outputs, 1), state
-    mask = step_mask(lengths, steps, x.device).unsqueeze(-1)  # (B, T, 1)
+    mask = step_mask(lengths, steps, xp.device).unsqueeze(-1)  # (B, T, 1)
     active_steps = int(lengths.max()) if lengths.numel() else 0
+    zero = torch.zeros((), dtype=xp.dtype, device=xp.device)
     for t in range(active_steps):
-        y, new = cell.step(xp[:, t], state, noise)
+        y, new = cell.step(xp[t], state, noise)
         valid = mask[:, t]
         state = tuple(torch.where(valid, n, o) for n, o in zip(new, state, strict=True))
-        outputs.append(torch.where(valid, y, torch.zeros((), dtype=y.dtype, device=y.device)))
+        outputs.append(torch.where(valid, y, zero))
     if active_steps == 0:
-        return x.new_zeros(batch, steps, cell.output_size), state
+        return xp.new_zeros(batch, steps, cell.output_size), state
     y = torch.stack(outputs, 1)
     if active_steps < steps:
         y = torch.cat([y, y.new_zeros(batch, steps - active_steps, y.shape[-1])], 1)
