@@ -102,6 +102,23 @@ def measure(config: dict, repeats: int) -> list[dict]:
     return results
 
 
+def markdown(results: list[dict]) -> str:
+    shapes = [c for c in CONFIGS]
+    head = (
+        "| path, cell | " + " | ".join(f"H={c['H']}, D={c['D']}, T={c['T']}" for c in shapes) + " |"
+    )
+    lines = [head, "|---" * (len(shapes) + 1) + "|"]
+    for row in ROWS:
+        cells = []
+        for c in shapes:
+            r = next(
+                r for r in results if r["row"] == row and r["H"] == c["H"] and r["D"] == c["D"]
+            )
+            cells.append(f"{r['vs_torch_lstm']:.2f}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -130,6 +147,8 @@ def main() -> int:
                 f"{r['row']:16s} {r['median_s'] * 1e3:8.1f} {r['gflops']:8.1f} {r['vs_torch_lstm']:10.3f} "
                 f"{r['vs_fused_lstm']:13.3f} {own:>9s}"
             )
+    print("\nMarkdown (rate as a ratio to torch.nn.LSTM's, same process):\n")
+    print(markdown(results))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     payload = {"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}
     tmp = args.json + ".tmp"

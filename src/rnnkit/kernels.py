@@ -79,15 +79,22 @@ class RightMultiply:
 
 
 def weight_grad(dz: Tensor, inputs: Tensor) -> Tensor:
-    """dW = dZ^T X over all steps at once: (G, N) @ (N, S) with N = T * B."""
+    """dW = dZ^T X over all steps at once: (G, N) @ (N, S) with N = T * B.
+
+    oneDNN needs both operands transposed first; that pays only for the wide
+    gradients of gated cells (G >= 3 S) at sizes where packing pays at all.
+    BLAS takes the transposed operands as they are.
+    """
     dz, inputs = dz.reshape(-1, dz.shape[-1]), inputs.reshape(-1, inputs.shape[-1])
+    gates, width = dz.shape[1], inputs.shape[1]
     if (
         dz.device.type == "cpu"
         and dz.dtype == torch.float32
-        and dz.shape[1] * inputs.shape[1] >= RightMultiply.PACK_FROM
+        and gates >= 3 * width
+        and gates * width >= RightMultiply.PACK_FROM
         and _packed_available()
     ):
-        packed = torch.ops.mkldnn._reorder_linear_weight(inputs.t(), dz.shape[1])
+        packed = torch.ops.mkldnn._reorder_linear_weight(inputs.t(), gates)
         return torch.ops.mkldnn._linear_pointwise(dz.t(), packed, None, "none", [], "")
     return dz.t() @ inputs
 
