@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from rnnkit import RNN
+from rnnkit.cpu import keep_freed_memory
 
 CONFIGS = [
     {"B": 64, "T": 100, "D": 256, "H": 256},
@@ -123,6 +124,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
+        "--plain-malloc",
+        action="store_true",
+        help="keep glibc's default of returning large freed blocks (see rnnkit.cpu)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
     )
     parser.add_argument(
@@ -131,6 +137,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tuned = False if args.plain_malloc else keep_freed_memory()
     results = []
     for config in CONFIGS:
         rows = measure(config, args.repeats)
@@ -150,7 +157,12 @@ def main() -> int:
     print("\nMarkdown (rate as a ratio to torch.nn.LSTM's, same process):\n")
     print(markdown(results))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    payload = {"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}
+    payload = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "freed_memory_kept": tuned,
+        "results": results,
+    }
     tmp = args.json + ".tmp"
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=1)

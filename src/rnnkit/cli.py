@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from . import __version__
+from .cpu import keep_freed_memory
 from .tasks import demo
 
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
+    keep_freed_memory()  # rnnkit's own process: large buffers are reused, see rnnkit.cpu
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:

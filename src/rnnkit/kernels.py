@@ -67,9 +67,10 @@ class RightMultiply:
 
     def __call__(self, x: Tensor, add: Tensor | None = None, out: Tensor | None = None) -> Tensor:
         if self.packed is not None:
-            y = torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
-            if add is not None:
-                y.add_(add)
+            if add is None or add.dim() == 1:  # a bias vector rides along in the product
+                y = torch.ops.mkldnn._linear_pointwise(x, self.packed, add, "none", [], "")
+            else:  # a (B, out) matrix is added by the product's post-op
+                y = torch.ops.mkldnn._linear_pointwise.binary(x, add, self.packed, None, "add")
             return y if out is None else out.copy_(y)
         if add is None:
             return torch.mm(x, self.wt) if out is None else torch.mm(x, self.wt, out=out)
@@ -214,12 +215,12 @@ class LSTMKernel(torch.autograd.Function):
             steps + 1, batch, n
         )  # h_0 .. h_T: the weight gradient reads h_0 .. h_{T-1}
         hs_full[0] = h0
-        acts = torch.empty_like(xp)
+        acts = []  # per-step gate activations, kept as the product returned them (no copies)
         h, c = h0, c0
         # per-step views made once, in C++, rather than sliced in the loop
-        views = (xp, acts, cs, tcs, hs_full[1:])
-        for x_t, z_t, c_t, tc_t, h_t in zip(*(v.unbind(0) for v in views), strict=True):
-            z = mult(h, add=x_t, out=z_t)
+        views = (xp, cs, tcs, hs_full[1:])
+        for x_t, c_t, tc_t, h_t in zip(*(v.unbind(0) for v in views), strict=True):
+            z = mult(h, add=x_t)
             i_f, g, o = (
                 z[:, : 2 * n].sigmoid_(),
                 z[:, 2 * n : 3 * n].tanh_(),
@@ -227,24 +228,26 @@ class LSTMKernel(torch.autograd.Function):
             )
             c = torch.mul(i_f[:, n:], c, out=c_t).addcmul_(i_f[:, :n], g)
             h = torch.mul(o, torch.tanh(c, out=tc_t), out=h_t)
-        ctx.save_for_backward(acts, cs, tcs, hs_full, c0, w_hh)
+            acts.append(z)
+        ctx.acts = acts  # intermediates, neither inputs nor outputs: plain attributes are safe
+        ctx.save_for_backward(cs, tcs, hs_full, c0, w_hh)
         return hs_full[1:], cs
 
     @staticmethod
     def backward(ctx, g_hs: Tensor | None, g_cs: Tensor | None):
-        acts, cs, tcs, hs_full, c0, w_hh = ctx.saved_tensors
+        cs, tcs, hs_full, c0, w_hh = ctx.saved_tensors
+        acts_s = ctx.acts
         h0 = hs_full[0]
-        steps, batch, gates = acts.shape
-        n = gates // 4
+        steps, batch, n = cs.shape
+        gates = 4 * n
         back = RightMultiply(w_hh.t(), batch)
-        one = torch.ones((), dtype=acts.dtype, device=acts.device)
-        dz_all = torch.empty_like(acts)
-        view = acts.view(steps, batch, 4, n)
-        i_s, f_s, g_s, o_s = (v.unbind(0) for v in view.unbind(2))
+        one = torch.ones((), dtype=cs.dtype, device=cs.device)
+        dz_all = cs.new_empty(steps, batch, gates)
+        i_s, f_s, g_s, o_s = ([a[:, k * n : (k + 1) * n] for a in acts_s] for k in range(4))
         dview = dz_all.view(steps, batch, 4, n)
         dz_s, di_s, df_s, dg_s, do_s = dz_all.unbind(0), *(v.unbind(0) for v in dview.unbind(2))
         difg_s = dview[:, :, :3].unbind(0)
-        acts_s, tcs_s = acts.unbind(0), tcs.unbind(0)
+        tcs_s = tcs.unbind(0)
         c_prev_s = (c0, *cs.unbind(0)[:-1])
         g_h = g_hs.unbind(0) if g_hs is not None else None
         g_c = g_cs.unbind(0) if g_cs is not None else None
