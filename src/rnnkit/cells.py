@@ -97,7 +97,8 @@ class RecurrentCell(nn.Module):
     follows this protocol can be unrolled by ``rnnkit.Recurrent``.
     """
 
-    #: names of the stock cells torch can run fused; set by the subclasses that can
+    #: torch's name for the fused kernel that computes this cell ("lstm", "gru", "rnn_tanh", ...);
+    #: None where torch has none
     fusable_mode: str | None = None
 
     def __init__(
