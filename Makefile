@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: a character model trained for two minutes on Python's own
+# standard library (always on disk), then a streamed sample from it.
 demo: $(STAMP)
-	$(BIN)/rnnkit demo
+	@run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
+	$(BIN)/rnnkit text train --minutes 2 --out $$run && \
+	$(BIN)/rnnkit text sample $$run --prime "def " --length 600
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

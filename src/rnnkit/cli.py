@@ -6,11 +6,12 @@ Bad input ends with one line on stderr, ``rnnkit: error: ...``, and exit status 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
 from .cpu import keep_freed_memory
-from .tasks import demo
+from .tasks import demo, text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -18,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo]
+TASKS = [demo, text]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,5 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """Entry point: ``main`` and its exit status."""
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, gloo's worker threads can still hold tensors when the
+        # interpreter finalises, which aborts the process after a good run; every
+        # file is written and closed by now, so leave without finalising.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -89,6 +89,22 @@ def greedy(
     return _autoregress(step, state, start, max_steps, lambda logits: logits.argmax(-1), eos)
 
 
+def choose(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One token per row of (N, V) logits: softmax(logits / temperature), among the top k if given."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    scaled = logits.float() / temperature
+    if top_k is not None and top_k < scaled.shape[-1]:
+        kth = scaled.topk(top_k, -1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator).squeeze(1)
+
+
 @torch.no_grad()
 def sample(
     step: StepFn,
@@ -111,14 +127,7 @@ def sample(
         raise ValueError(f"top_k must be >= 1, got {top_k}")
 
     def pick(logits: Tensor) -> Tensor:
-        if temperature == 0:
-            return logits.argmax(-1)
-        scaled = logits.float() / temperature
-        if top_k is not None and top_k < scaled.shape[-1]:
-            kth = scaled.topk(top_k, -1).values[:, -1:]
-            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-        probs = torch.softmax(scaled, -1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        return choose(logits, temperature, top_k, generator)
 
     return _autoregress(step, state, start, max_steps, pick, eos)
 

@@ -1,0 +1,476 @@
+"""`rnnkit text train | sample | eval`: next-character prediction and text generation.
+
+The lecture's output-at-every-step architecture: an embedding, an RNN of any
+cell, and a softmax over the characters at every step. It is trained with
+truncated BPTT on one long stream: the text is laid out as B parallel rows,
+each row cut into chunks of ``--bptt`` characters; the state is carried from
+one chunk to the next (each row continues its own part of the text) and
+detached at the boundary. Validation is the held-out tail of the text, read
+whole, and reported in nats and bits per character.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import decoding
+from ..models import SequenceTagger
+from ..recurrent import RNN
+from ..runs import RunDir
+from .common import add_train_options, check_model_options, open_run, run_training
+
+TASK = "text"
+UNKNOWN = "\ufffd"  # stands for the characters rarer than --min-count
+STDLIB_MIN_COUNT = (
+    20  # the standard library has 222 distinct characters; 102 occur 20 times or more
+)
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 512,
+    "layers": 2,
+    "dropout": 0.0,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "eval_every": 200,
+}
+
+
+# -- data ------------------------------------------------------------------------------
+@dataclass
+class Corpus:
+    text: str
+    source: dict  # how to find the same text again (config.json)
+
+
+def _decode_file(path: Path) -> str:
+    raw = path.read_bytes()
+    if b"\x00" in raw[: 1 << 20]:
+        raise ValueError(f"{path} is a binary file, not text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid UTF-8 (byte {error.start}: {raw[error.start : error.start + 1]!r})"
+        ) from None
+
+
+def stdlib_files() -> list[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
+    return [p for p in sorted(root.rglob("*.py")) if not skip & set(p.relative_to(root).parts)]
+
+
+def load_corpus(path: str | None) -> Corpus:
+    """A UTF-8 file, a folder of them (read in sorted order), or the standard library's source."""
+    if path is None:
+        parts = []
+        for p in stdlib_files():
+            try:
+                parts.append(p.read_text("utf-8"))
+            except (UnicodeDecodeError, OSError):
+                continue
+        text = "".join(parts)
+        return Corpus(
+            text, {"kind": "stdlib", "files": len(parts), "python": sys.version.split()[0]}
+        )
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"--data {path}: no such file or folder")
+    if p.is_file():
+        text = _decode_file(p)
+        if not text:
+            raise ValueError(f"--data {path} is empty")
+        return Corpus(text, {"kind": "file", "path": str(p.resolve())})
+    texts, skipped = [], 0
+    for f in sorted(
+        q
+        for q in p.rglob("*")
+        if q.is_file() and not any(s.startswith(".") for s in q.relative_to(p).parts)
+    ):
+        try:
+            texts.append(_decode_file(f))
+        except (ValueError, OSError):
+            skipped += 1
+    text = "".join(texts)
+    if not text:
+        raise ValueError(f"--data {path}: the folder holds no UTF-8 text ({skipped} files skipped)")
+    return Corpus(
+        text, {"kind": "folder", "path": str(p.resolve()), "files": len(texts), "skipped": skipped}
+    )
+
+
+class Vocab:
+    """Characters <-> ids; characters rarer than ``min_count`` share one id (UNKNOWN)."""
+
+    def __init__(self, chars: list[str]) -> None:
+        self.chars = list(chars)
+        self.index = {c: i for i, c in enumerate(self.chars)}
+        points = np.array([ord(c) for c in self.chars], dtype=np.int64)
+        self._order = np.argsort(points)
+        self._points = points[self._order]
+
+    @classmethod
+    def build(cls, text: str, min_count: int = 1) -> Vocab:
+        points, counts = np.unique(_codepoints(text), return_counts=True)
+        kept = [chr(int(p)) for p, n in zip(points, counts, strict=True) if n >= min_count]
+        if len(kept) < len(points) and UNKNOWN not in kept:
+            kept.append(UNKNOWN)
+        return cls(sorted(kept))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def unknown_chars(self, text: str) -> list[str]:
+        return sorted(set(text) - set(self.index))
+
+    def encode(self, text: str, strict: bool = True) -> Tensor:
+        """Ids as int64; characters outside the vocabulary raise (strict) or map to UNKNOWN."""
+        points = _codepoints(text)
+        pos = np.searchsorted(self._points, points).clip(0, len(self._points) - 1)
+        found = self._points[pos] == points
+        if not found.all():
+            missing = sorted({chr(int(c)) for c in points[~found]})
+            if strict or UNKNOWN not in self.index:
+                shown = ", ".join(repr(c) for c in missing[:10]) + (
+                    " ..." if len(missing) > 10 else ""
+                )
+                raise ValueError(f"characters the model never saw: {shown}")
+        ids = self._order[pos]
+        if not found.all():
+            ids = np.where(found, ids, self.index[UNKNOWN])
+        return torch.from_numpy(ids.astype(np.int64))
+
+    def decode(self, ids: list[int] | Tensor) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+
+
+class StreamBatches:
+    """Truncated-BPTT batches over one stream: B rows, chunks of k steps, resumable.
+
+    Row r holds the r-th of B equal parts of the stream; chunk c of every row is
+    one batch, so each row continues its own part and the carried state stays
+    meaningful. Each epoch shifts the cut points so that chunk boundaries vary.
+    With several processes, rank i takes its share of the rows of every batch.
+    """
+
+    def __init__(self, ids: Tensor, batch: int, bptt: int, rank: int = 0, world: int = 1) -> None:
+        if batch % world:
+            raise ValueError(
+                f"--batch-size {batch} must divide by the number of processes ({world})"
+            )
+        self.ids, self.batch, self.bptt = ids, batch, bptt
+        self.rows = slice(rank * batch // world, (rank + 1) * batch // world)
+        self.row_len = len(ids) // batch
+        if self.row_len < bptt + 1:
+            raise ValueError(
+                f"the training text ({len(ids)} characters) is shorter than one chunk per row: "
+                f"it needs at least --batch-size x (--bptt + 1) = {batch * (bptt + 1)}; "
+                "give more text or lower --batch-size / --bptt"
+            )
+        self.epoch, self.chunk = 0, 0
+        self._layout()
+
+    def _layout(self) -> None:
+        offset = (self.epoch * 7919) % max(
+            1, self.row_len - self.bptt * ((self.row_len - 1) // self.bptt)
+        )
+        usable = self.row_len - offset
+        self.chunks = (usable - 1) // self.bptt
+        rows = self.ids[: self.batch * self.row_len].view(self.batch, self.row_len)[self.rows]
+        self.layout = rows[:, offset:]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.chunks
+
+    def __next__(self) -> tuple[Tensor, Tensor, bool]:
+        if self.chunk >= self.chunks:
+            self.epoch, self.chunk = self.epoch + 1, 0
+            self._layout()
+        start = self.chunk * self.bptt
+        piece = self.layout[:, start : start + self.bptt + 1]
+        reset = self.chunk == 0  # a new pass over the stream starts from a blank state
+        self.chunk += 1
+        return piece[:, :-1], piece[:, 1:], reset
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "chunk": self.chunk}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.chunk = int(state["epoch"]), int(state["chunk"])
+        self._layout()
+
+
+@torch.no_grad()
+def stream_loss(
+    model: SequenceTagger, ids: Tensor, device: torch.device, rows: int = 16, chunk: int = 256
+) -> tuple[float, int]:
+    """Mean negative log-likelihood (nats per character) over a whole stream, state carried."""
+    rows = max(1, min(rows, (len(ids) - 1) // 2))
+    row_len = len(ids) // rows
+    layout = ids[: rows * row_len].view(rows, row_len).to(device)
+    total, count, state = 0.0, 0, None
+    for start in range(0, row_len - 1, chunk):
+        piece = layout[:, start : start + chunk + 1]
+        logits, state = model(piece[:, :-1], state=state)
+        total += float(
+            F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), piece[:, 1:].reshape(-1), reduction="sum"
+            )
+        )
+        count += piece[:, 1:].numel()
+    return total / max(count, 1), count
+
+
+class TextTask:
+    """Training on the stream; validation during training on (at most) ``eval_chars`` of the tail."""
+
+    def __init__(
+        self,
+        train_ids: Tensor,
+        val_ids: Tensor,
+        batch: int,
+        bptt: int,
+        rank: int,
+        world: int,
+        eval_chars: int,
+    ) -> None:
+        self.batches = StreamBatches(train_ids, batch, bptt, rank, world)
+        self.val_ids = val_ids[:eval_chars]
+
+    def loss(self, model, batch, carry):
+        x, y, reset = batch
+        logits, state = model(x, state=None if reset else carry)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
+
+    def evaluate(self, model) -> dict:
+        device = next(model.parameters()).device
+        loss, count = stream_loss(model, self.val_ids, device)
+        return {"val_loss": loss, "val_bpc": loss / math.log(2), "val_characters": count}
+
+
+def build_model(config: dict) -> SequenceTagger:
+    vocab = len(config["vocab"])
+    rnn = RNN(
+        config["cell"],
+        config["embed"],
+        config["hidden"],
+        num_layers=config["layers"],
+        dropout=config["dropout"],
+    )
+    return SequenceTagger(rnn, vocab, vocab_size=vocab, dropout=config["dropout"])
+
+
+def split(ids: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
+    n_val = int(len(ids) * val_fraction)
+    if n_val < 2:
+        raise ValueError(
+            f"--val-fraction {val_fraction} leaves {n_val} characters for validation; give more text"
+        )
+    return ids[:-n_val], ids[-n_val:]
+
+
+# -- commands ---------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    text = subparsers.add_parser("text", help="next-character prediction and text generation")
+    verbs = text.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(text))
+
+    p = verbs.add_parser(
+        "train", help="train a character model on a text file, a folder, or Python's source"
+    )
+    p.add_argument(
+        "--data", help="UTF-8 text file or folder (default: the Python standard library's source)"
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=0.1, help="held-out tail for validation (default 0.1)"
+    )
+    p.add_argument(
+        "--bptt", type=int, default=128, help="truncated BPTT chunk length (default 128)"
+    )
+    p.add_argument("--embed", type=int, default=64, help="character embedding width (default 64)")
+    p.add_argument(
+        "--eval-chars",
+        type=int,
+        default=200_000,
+        help="validate during training on at most this many characters of the tail (default 200000; "
+        "`text eval` always reads all of it)",
+    )
+    p.add_argument(
+        "--min-count",
+        type=int,
+        help=f"rarer characters share one symbol (default 1; {STDLIB_MIN_COUNT} for Python's source)",
+    )
+    add_train_options(p, **DEFAULTS)
+    p.set_defaults(run=train)
+
+    p = verbs.add_parser("sample", help="generate text from a trained run, streaming it")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--prime", default="\n", help="text to start from (default a newline)")
+    p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device")
+    p.set_defaults(run=sample)
+
+    p = verbs.add_parser(
+        "eval", help="loss and bits per character of a run on its validation tail or --data"
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument(
+        "--data", help="text file or folder to evaluate on (default: the run's validation tail)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--device")
+    p.set_defaults(run=evaluate)
+
+
+def train(args: argparse.Namespace) -> int:
+    check_model_options(args)
+    if args.bidirectional:
+        raise ValueError(
+            "--bidirectional cannot predict the next character: it would read the future"
+        )
+    for name in ("bptt", "embed", "eval_chars"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.steps is None and args.epochs is None and args.minutes is None:
+        args.minutes = 5.0
+    corpus = load_corpus(args.data)
+    min_count = args.min_count or (STDLIB_MIN_COUNT if args.data is None else 1)
+    train_text_len = len(corpus.text) - int(len(corpus.text) * args.val_fraction)
+    vocab = Vocab.build(corpus.text[:train_text_len], min_count)
+    ids = vocab.encode(corpus.text, strict=False)
+    train_ids, val_ids = split(ids, args.val_fraction)
+    config = {
+        "task": TASK,
+        "data": corpus.source,
+        "vocab": vocab.chars,
+        "min_count": min_count,
+        "val_fraction": args.val_fraction,
+        "cell": args.cell,
+        "hidden": args.hidden,
+        "layers": args.layers,
+        "dropout": args.dropout,
+        "embed": args.embed,
+        "bptt": args.bptt,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    comparable = (
+        "data",
+        "vocab",
+        "cell",
+        "hidden",
+        "layers",
+        "dropout",
+        "embed",
+        "bptt",
+        "batch_size",
+        "seed",
+    )
+    run = open_run(args, TASK, config, comparable)
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    task = TextTask(train_ids, val_ids, args.batch_size, args.bptt, rank, world, args.eval_chars)
+    if rank == 0:
+        params = sum(p.numel() for p in model.parameters())
+        print(
+            f"text: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
+            f"{len(vocab)} symbols; {args.cell} {args.layers}x{args.hidden}, {params:,} parameters; run in {run.path}",
+            flush=True,
+        )
+    title = f"text: {args.cell} {args.layers}x{args.hidden}"
+    result = run_training(model, task, args, run, config, task.batches.steps_per_epoch, title)
+    if rank == 0:
+        print(
+            f"best validation loss {result['best_val_loss']:.4f} nats/char "
+            f"({result['best_val_loss'] / math.log(2):.3f} bits/char); stopped by {result['stopped_by']}; "
+            f"weights in {run.file('model.safetensors')}"
+        )
+    return 0
+
+
+def load_run(path: str, device: str | None) -> tuple[dict, SequenceTagger, Vocab, torch.device]:
+    run = RunDir(path)
+    config = run.read_config()
+    if config["task"] != TASK:
+        raise ValueError(f"{path} holds a {config['task']!r} run, not a text run")
+    model = build_model(config)
+    run.load_weights(model)
+    dev = (
+        torch.device(device)
+        if device
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    return config, model.to(dev).eval(), Vocab(config["vocab"]), dev
+
+
+def sample(args: argparse.Namespace) -> int:
+    if args.length < 1:
+        raise ValueError(f"--length must be >= 1, got {args.length}")
+    if args.temperature < 0:
+        raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    if not args.prime:
+        raise ValueError("--prime must hold at least one character")
+    config, model, vocab, device = load_run(args.run_dir, args.device)
+    unknown = vocab.unknown_chars(args.prime)
+    if unknown:
+        raise ValueError(
+            f"--prime has characters the model never saw: {', '.join(repr(c) for c in unknown)}"
+        )
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    prime = vocab.encode(args.prime).to(device)[None, :]
+    out = sys.stdout
+    out.write(args.prime)
+    with torch.no_grad():
+        logits, state = model(prime)
+        logits = logits[:, -1]
+        for _ in range(args.length):
+            token = decoding.choose(logits, args.temperature, args.top_k, generator)
+            out.write(vocab.chars[int(token)])
+            out.flush()
+            logits, state = model.step(token, state)
+    out.write("\n")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    config, model, vocab, device = load_run(args.run_dir, args.device)
+    if args.data:
+        ids = vocab.encode(load_corpus(args.data).text, strict=UNKNOWN not in vocab.index)
+        what = args.data
+    else:
+        source = config["data"]
+        corpus = load_corpus(None if source["kind"] == "stdlib" else source["path"])
+        _, ids = split(vocab.encode(corpus.text, strict=False), config["val_fraction"])
+        what = "the run's validation tail"
+    if len(ids) < 2:
+        raise ValueError("the evaluation text needs at least two characters")
+    loss, count = stream_loss(model, ids, device)
+    result = {"loss": loss, "bpc": loss / math.log(2), "characters": count}
+    print(f"{what}: {loss:.4f} nats/char, {result['bpc']:.4f} bits/char over {count:,} characters")
+    if args.json:
+        print(json.dumps(result))
+    return 0

@@ -1,0 +1,370 @@
+"""The trainer every task uses: BPTT and truncated BPTT, AdamW, clipping, schedules,
+early stopping, time budgets, non-finite steps, checkpoints and exact resume, DDP.
+
+A task describes its training through three things (``TrainingTask``):
+
+* ``batches``: a resumable source of training batches (its position is part
+  of the checkpoint);
+* ``loss(model, batch, carry) -> (loss, carry)``: the mean loss of one batch.
+  ``carry`` is the recurrent state passed from one batch to the next for
+  truncated BPTT over a stream (None for whole sequences); the trainer
+  detaches it after every step, which is where backpropagation is truncated;
+* ``evaluate(model) -> dict``: validation metrics, with ``val_loss`` (lower
+  is better) driving best weights and early stopping.
+
+Resume is exact on the CPU: the checkpoint holds the model, AdamW's moments,
+the step (the schedule is a function of it), the random generators, the data
+position and the carried state, so a run killed and resumed ends with the
+very weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from . import distributed
+from .distributed import World
+from .plots import training_curves
+from .runs import CURVES, RunDir
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None  # stop after this many optimizer steps ...
+    minutes: float | None = None  # ... or when this much wall time is spent, whichever first
+    lr: float = 3e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.01
+    warmup: int = 50  # steps of linear warm-up
+    min_lr_ratio: float = 0.05  # the cosine decays to this fraction of lr
+    clip: float = 1.0  # gradient clipping by global norm; 0 turns it off
+    eval_every: int = 200  # steps between evaluations (and at the end)
+    patience: int = 0  # evaluations without improvement before stopping early; 0: never
+    checkpoint_every: int = 0  # steps between checkpoints; 0: at every evaluation
+    max_bad_steps: int = 5  # consecutive non-finite steps that stop training
+    log_every: int = 50  # steps between plain progress lines when not on a terminal
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give --steps, --epochs or --minutes: training needs an end")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"--minutes must be > 0, got {self.minutes}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        for name in ("eval_every", "max_bad_steps", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup", "patience", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class BatchSource(Protocol):
+    def __next__(self) -> Any: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class TrainingTask(Protocol):
+    batches: BatchSource
+
+    def loss(self, model: nn.Module, batch: Any, carry: Any) -> tuple[Tensor, Any]: ...
+    def evaluate(self, model: nn.Module) -> dict: ...
+
+
+class TrainingDiverged(RuntimeError):
+    """Several consecutive steps had a non-finite loss or gradient."""
+
+
+def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine decay over the steps or the time budget."""
+    warm = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
+    progress = 0.0
+    if config.steps:
+        progress = step / config.steps
+    if config.minutes:
+        progress = max(progress, elapsed / (60.0 * config.minutes))
+    progress = min(1.0, progress)
+    floor = config.min_lr_ratio
+    return config.lr * warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def detach_carry(carry: Any) -> Any:
+    """Cut the graph at a chunk boundary: the state goes on, its history does not."""
+    if carry is None:
+        return None
+    if isinstance(carry, Tensor):
+        return carry.detach()
+    return type(carry)(detach_carry(c) for c in carry)
+
+
+def _finite(x: Tensor) -> bool:
+    return bool(torch.isfinite(x).all())
+
+
+class Trainer:
+    """Runs ``task`` on ``model`` until the steps, the time budget or the patience run out."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: TrainingTask,
+        config: TrainConfig,
+        run: RunDir | None = None,
+        world: World | None = None,
+        device: torch.device | str = "cpu",
+        title: str = "",
+    ) -> None:
+        self.world = world or World()
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.task, self.config, self.title = task, config, title
+        self.run = run  # every rank reads it on resume; only the main process writes
+        self.writer = run if self.world.is_main else None
+        self.trained = self.model
+        if self.world.distributed:
+            self.trained = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.step = 0
+        self.elapsed = 0.0
+        self.carry: Any = None
+        self.best = math.inf
+        self.stale_evals = 0
+        self.bad_in_a_row = 0
+        self.skipped = 0
+        self.window: list[float] = []  # training losses since the last evaluation
+
+    # -- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "carry": self.carry,
+            "best": self.best,
+            "stale_evals": self.stale_evals,
+            "bad_in_a_row": self.bad_in_a_row,
+            "skipped": self.skipped,
+            "window": list(self.window),
+            "data": self.task.batches.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+            self.carry = _to_device(state["carry"], self.device)
+            self.best, self.stale_evals = float(state["best"]), int(state["stale_evals"])
+            self.bad_in_a_row, self.skipped = int(state["bad_in_a_row"]), int(state["skipped"])
+            self.window = [float(v) for v in state["window"]]
+            self.task.batches.load_state_dict(state["data"])
+            torch.set_rng_state(state["rng_cpu"])
+            if torch.cuda.is_available() and state["rng_cuda"]:
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise ValueError(f"the checkpoint does not fit this run: {error}") from None
+
+    def resume(self) -> None:
+        if self.run is None:
+            raise ValueError("resume needs a run directory")
+        state = self.run.load_checkpoint()
+        carries = state.get("carry")
+        if self.world.distributed:  # each rank continues its own rows of the stream
+            state["carry"] = carries[self.world.rank] if carries else None
+        self.load_state_dict(state)
+        if self.writer is not None:
+            self.writer.truncate_metrics(self.step)
+
+    def save_checkpoint(self) -> None:
+        state = self.state_dict()
+        if self.world.distributed:
+            state["carry"] = distributed.gather_carry(self.carry, self.world)
+        if self.writer is not None:
+            self.writer.save_checkpoint(state)
+
+    # -- the loop ---------------------------------------------------------------------
+    def fit(self) -> dict:
+        config = self.config
+        progress = _Progress(self.world.is_main, config, self.step)
+        started = time.perf_counter() - self.elapsed
+        last_eval: dict = {}
+        reason = "steps"
+        try:
+            while True:
+                self.elapsed = time.perf_counter() - started
+                if config.steps is not None and self.step >= config.steps:
+                    break
+                out_of_time = config.minutes is not None and self.elapsed >= 60.0 * config.minutes
+                if distributed.any_rank(out_of_time, self.world, self.device):
+                    reason = "time budget"
+                    break
+                loss = self._train_step()
+                progress.update(self.step, loss, self.optimizer.param_groups[0]["lr"], self.elapsed)
+                if self.step % config.eval_every == 0:
+                    last_eval = self._evaluate()
+                    if config.patience and self.stale_evals >= config.patience:
+                        reason = "early stopping"
+                        break
+                every = config.checkpoint_every or config.eval_every
+                if self.step % every == 0:
+                    self.save_checkpoint()
+                _fault_injection(self.step)
+            if not last_eval or last_eval.get("step") != self.step:
+                last_eval = self._evaluate()
+            self.save_checkpoint()
+        finally:
+            progress.close()
+        return {
+            **last_eval,
+            "best_val_loss": self.best,
+            "stopped_by": reason,
+            "skipped_steps": self.skipped,
+        }
+
+    def _train_step(self) -> float:
+        self.trained.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        batch = _to_device(next(self.task.batches), self.device)
+        loss, carry = self.task.loss(self.trained, batch, self.carry)
+        bad = not _finite(loss.detach())
+        if not bad:
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.config.clip or math.inf
+            )
+            bad = not _finite(norm)
+        if distributed.any_rank(bad, self.world, self.device):
+            # skip the update; a state that went non-finite starts afresh
+            self.skipped += 1
+            self.bad_in_a_row += 1
+            self.carry = None
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            if self.bad_in_a_row >= self.config.max_bad_steps:
+                raise TrainingDiverged(
+                    f"training diverged: {self.bad_in_a_row} steps in a row had a non-finite loss or gradient "
+                    f"(at step {self.step}); the last good checkpoint is kept. Lower --lr or keep clipping on"
+                )
+            return math.nan
+        self.bad_in_a_row = 0
+        lr = learning_rate(self.config, self.step, self.elapsed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.carry = detach_carry(carry)
+        self.step += 1
+        value = float(loss.detach())
+        self.window.append(value)
+        return value
+
+    def _evaluate(self) -> dict:
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.model)
+        val = float(metrics["val_loss"])
+        train = sum(self.window) / len(self.window) if self.window else None
+        self.window = []
+        record = {
+            "step": self.step,
+            "time": round(self.elapsed, 3),
+            "train_loss": train,
+            **metrics,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "skipped_steps": self.skipped,
+        }
+        if val < self.best:
+            self.best, self.stale_evals = val, 0
+            if self.writer is not None:
+                self.writer.save_weights(self.model)
+        else:
+            self.stale_evals += 1
+        if self.writer is not None:
+            self.writer.append_metrics(record)
+            training_curves(self.writer.read_metrics(), self.writer.file(CURVES), self.title)
+        if self.world.is_main:
+            shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            _Progress.message(f"step {self.step}: {shown}")
+        return record
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _fault_injection(step: int) -> None:
+    # For the resume test only: RNNKIT_KILL_AFTER_STEP=N makes the process SIGKILL
+    # itself after step N (a real, unclean death), deterministically.
+    target = os.environ.get("RNNKIT_KILL_AFTER_STEP")
+    if target is not None and step == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Progress:
+    """A tqdm bar on a terminal, plain periodic lines otherwise (only on the main process)."""
+
+    def __init__(self, active: bool, config: TrainConfig, start: int) -> None:
+        self.active, self.config = active, config
+        self.bar = None
+        if active and sys.stdout.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=config.steps, initial=start, unit="step", dynamic_ncols=True)
+        self.smooth: float | None = None
+
+    def update(self, step: int, loss: float, lr: float, elapsed: float) -> None:
+        if not self.active:
+            return
+        if math.isfinite(loss):
+            self.smooth = loss if self.smooth is None else 0.95 * self.smooth + 0.05 * loss
+        shown = f"{self.smooth:.4f}" if self.smooth is not None else "nan"
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"loss {shown} lr {lr:.2e}")
+        elif step % self.config.log_every == 0:
+            budget = f"/{self.config.steps}" if self.config.steps else ""
+            print(f"step {step}{budget}  loss {shown}  lr {lr:.2e}  {elapsed:.0f}s", flush=True)
+
+    @staticmethod
+    def message(text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stdout)
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def batches_forever(make_epoch) -> Iterator:
+    """Repeat ``make_epoch(epoch)`` forever; a helper for simple batch sources."""
+    epoch = 0
+    while True:
+        yield from make_epoch(epoch)
+        epoch += 1
