@@ -259,3 +259,23 @@ def test_bad_runs_and_primes(trained, tmp_path, corpus):
     assert "nothing to resume" in bad(
         "text", "train", "--data", corpus, *SMALL, "--out", tmp_path / "new", "--resume"
     )
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_refuses_a_crafted_checkpoint_without_running_it(corpus, tmp_path):
+    out = tmp_path / "run"
+    assert rnnkit("text", "train", "--data", corpus, *SMALL, "--out", out).returncode == 0
+    marker = tmp_path / "pwned"
+    torch.save({"model": Payload(str(marker))}, out / "checkpoint.pt")
+    before = (out / "model.safetensors").read_bytes()
+    message = bad("text", "train", "--data", corpus, *SMALL, "--out", out, "--resume")
+    assert "was refused: not a plain tensor checkpoint" in message
+    assert not marker.exists()
+    assert (out / "model.safetensors").read_bytes() == before  # nothing saved is lost

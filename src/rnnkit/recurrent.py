@@ -249,7 +249,11 @@ class RNN(nn.Module):
         batch, steps = x.shape[:2]
         lengths = check_lengths(lengths, batch, steps)
         states = None if state is None else self._split_state(state, batch)
-        if self.uses_fused:
+        # One step at a time (generation) through several layers, torch's fused call costs
+        # more than the step (3.8 ms against 0.95 ms for a trained 2 x 512 LSTM on this CPU;
+        # with one layer it is the faster, 0.31 against 0.39 ms): "auto" then takes the loop.
+        single_step_stack = steps == 1 and self.num_layers > 1 and self.fused == "auto"
+        if self.uses_fused and not single_step_stack:
             hx = None if state is None else self._stack_state(states)
             y, final = fused_path.run(self, x, hx, lengths)
             return y, final if len(final) > 1 else final[0]

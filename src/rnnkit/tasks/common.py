@@ -25,6 +25,10 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         "eval_every": 200,
         **defaults,
     }
+
+    def shown(key: str) -> str:
+        return "chosen by the task" if d[key] is None else str(d[key])
+
     g = p.add_argument_group("model and training (shared by every task)")
     g.add_argument(
         "--cell",
@@ -33,10 +37,16 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         help=f"recurrent cell (default {d['cell']})",
     )
     g.add_argument(
-        "--hidden", type=int, default=d["hidden"], help=f"units per layer (default {d['hidden']})"
+        "--hidden",
+        type=int,
+        default=d["hidden"],
+        help=f"units per layer (default {shown('hidden')})",
     )
     g.add_argument(
-        "--layers", type=int, default=d["layers"], help=f"stacked layers (default {d['layers']})"
+        "--layers",
+        type=int,
+        default=d["layers"],
+        help=f"stacked layers (default {shown('layers')})",
     )
     g.add_argument(
         "--dropout",
@@ -52,7 +62,10 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         help=f"global batch size (default {d['batch_size']})",
     )
     g.add_argument(
-        "--lr", type=float, default=d["lr"], help=f"peak learning rate of AdamW (default {d['lr']})"
+        "--lr",
+        type=float,
+        default=d["lr"],
+        help=f"peak learning rate of AdamW (default {shown('lr')})",
     )
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--warmup", type=int, default=50, help="warm-up steps (default 50)")

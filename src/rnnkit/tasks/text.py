@@ -38,13 +38,28 @@ STDLIB_MIN_COUNT = (
 )
 DEFAULTS = {
     "cell": "lstm",
-    "hidden": 512,
-    "layers": 2,
+    "hidden": None,  # by budget, see BUDGET_DEFAULTS
+    "layers": None,
     "dropout": 0.0,
     "batch_size": 32,
-    "lr": 3e-3,
+    "lr": None,
     "eval_every": 200,
 }
+# Defaults by time budget, measured on tiny Shakespeare on a 2-core CPU (README, benchmarks/text.py):
+# a short budget is better spent on more steps of one layer, a longer one on two layers.
+SHORT_BUDGET_MINUTES = 2.0
+BUDGET_DEFAULTS = {
+    "short": {"layers": 1, "hidden": 512, "lr": 6e-3},
+    "long": {"layers": 2, "hidden": 512, "lr": 1e-2},
+}
+
+
+def apply_budget_defaults(args: argparse.Namespace) -> None:
+    """Fill the model options the user left out with the best measured for the budget."""
+    short = args.minutes is not None and args.minutes <= SHORT_BUDGET_MINUTES and args.steps is None
+    for key, value in BUDGET_DEFAULTS["short" if short else "long"].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
 
 # -- data ------------------------------------------------------------------------------
@@ -217,6 +232,46 @@ class StreamBatches:
         self._layout()
 
 
+class RandomWindows:
+    """Batches of B windows at random places in the stream, each read from a blank state.
+
+    The alternative to ``StreamBatches`` (``--sampling random``): no state is
+    carried, every batch is an independent sample of the text. The generator's
+    state is the data position, so resume stays exact; with several processes
+    every rank draws the same offsets and takes its share of the rows.
+    """
+
+    def __init__(
+        self, ids: Tensor, batch: int, bptt: int, rank: int = 0, world: int = 1, seed: int = 0
+    ) -> None:
+        if batch % world:
+            raise ValueError(
+                f"--batch-size {batch} must divide by the number of processes ({world})"
+            )
+        if len(ids) < bptt + 2:
+            raise ValueError(
+                f"the training text ({len(ids)} characters) is shorter than one chunk (--bptt {bptt})"
+            )
+        self.ids, self.batch, self.bptt = ids, batch, bptt
+        self.rows = slice(rank * batch // world, (rank + 1) * batch // world)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps_per_epoch = max(1, len(ids) // (batch * bptt))
+
+    def __next__(self) -> tuple[Tensor, Tensor, bool]:
+        starts = torch.randint(
+            0, len(self.ids) - self.bptt - 1, (self.batch,), generator=self.generator
+        )[self.rows]
+        index = starts[:, None] + torch.arange(self.bptt + 1)[None, :]
+        piece = self.ids[index]
+        return piece[:, :-1], piece[:, 1:], True
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
 @torch.no_grad()
 def stream_loss(
     model: SequenceTagger, ids: Tensor, device: torch.device, rows: int = 16, chunk: int = 256
@@ -250,8 +305,13 @@ class TextTask:
         rank: int,
         world: int,
         eval_chars: int,
+        sampling: str = "stream",
+        seed: int = 0,
     ) -> None:
-        self.batches = StreamBatches(train_ids, batch, bptt, rank, world)
+        if sampling == "stream":
+            self.batches = StreamBatches(train_ids, batch, bptt, rank, world)
+        else:
+            self.batches = RandomWindows(train_ids, batch, bptt, rank, world, seed)
         self.val_ids = val_ids[:eval_chars]
 
     def loss(self, model, batch, carry):
@@ -305,6 +365,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--embed", type=int, default=64, help="character embedding width (default 64)")
     p.add_argument(
+        "--sampling",
+        choices=("stream", "random"),
+        default="stream",
+        help="stream: B rows read in order, state carried (truncated BPTT); random: windows at random "
+        "places, blank state (default stream)",
+    )
+    p.add_argument(
         "--eval-chars",
         type=int,
         default=200_000,
@@ -342,6 +409,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
+    if args.steps is None and args.epochs is None and args.minutes is None:
+        args.minutes = 5.0
+    apply_budget_defaults(args)
     check_model_options(args)
     if args.bidirectional:
         raise ValueError(
@@ -352,8 +422,6 @@ def train(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.steps is None and args.epochs is None and args.minutes is None:
-        args.minutes = 5.0
     corpus = load_corpus(args.data)
     min_count = args.min_count or (STDLIB_MIN_COUNT if args.data is None else 1)
     train_text_len = len(corpus.text) - int(len(corpus.text) * args.val_fraction)
@@ -391,7 +459,17 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = build_model(config)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    task = TextTask(train_ids, val_ids, args.batch_size, args.bptt, rank, world, args.eval_chars)
+    task = TextTask(
+        train_ids,
+        val_ids,
+        args.batch_size,
+        args.bptt,
+        rank,
+        world,
+        args.eval_chars,
+        args.sampling,
+        args.seed,
+    )
     if rank == 0:
         params = sum(p.numel() for p in model.parameters())
         print(
