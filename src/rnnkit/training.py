@@ -25,7 +25,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -360,11 +359,3 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def batches_forever(make_epoch) -> Iterator:
-    """Repeat ``make_epoch(epoch)`` forever; a helper for simple batch sources."""
-    epoch = 0
-    while True:
-        yield from make_epoch(epoch)
-        epoch += 1

@@ -27,7 +27,7 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     }
 
     def shown(key: str) -> str:
-        return "chosen by the task" if d[key] is None else str(d[key])
+        return "set by the task, see above" if d[key] is None else str(d[key])
 
     g = p.add_argument_group("model and training (shared by every task)")
     g.add_argument(
@@ -36,37 +36,15 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         choices=sorted(CELLS),
         help=f"recurrent cell (default {d['cell']})",
     )
-    g.add_argument(
-        "--hidden",
-        type=int,
-        default=d["hidden"],
-        help=f"units per layer (default {shown('hidden')})",
-    )
-    g.add_argument(
-        "--layers",
-        type=int,
-        default=d["layers"],
-        help=f"stacked layers (default {shown('layers')})",
-    )
-    g.add_argument(
-        "--dropout",
-        type=float,
-        default=d["dropout"],
-        help=f"dropout between layers and before the output (default {d['dropout']})",
-    )
+    for flag, kind, key, text in (
+        ("--hidden", int, "hidden", "units per layer"),
+        ("--layers", int, "layers", "stacked layers"),
+        ("--dropout", float, "dropout", "dropout between layers and before the output"),
+        ("--batch-size", int, "batch_size", "global batch size"),
+        ("--lr", float, "lr", "peak learning rate of AdamW"),
+    ):
+        g.add_argument(flag, type=kind, default=d[key], help=f"{text} (default {shown(key)})")
     g.add_argument("--bidirectional", action="store_true", help="read sequences in both directions")
-    g.add_argument(
-        "--batch-size",
-        type=int,
-        default=d["batch_size"],
-        help=f"global batch size (default {d['batch_size']})",
-    )
-    g.add_argument(
-        "--lr",
-        type=float,
-        default=d["lr"],
-        help=f"peak learning rate of AdamW (default {shown('lr')})",
-    )
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--warmup", type=int, default=50, help="warm-up steps (default 50)")
     g.add_argument(
