@@ -279,3 +279,43 @@ def test_resume_refuses_a_crafted_checkpoint_without_running_it(corpus, tmp_path
     assert "was refused: not a plain tensor checkpoint" in message
     assert not marker.exists()
     assert (out / "model.safetensors").read_bytes() == before  # nothing saved is lost
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(corpus, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(
+        follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0)
+    )  # a real terminal's size
+    args = [
+        sys.executable,
+        "-m",
+        "rnnkit",
+        "text",
+        "train",
+        "--data",
+        str(corpus),
+        *SMALL,
+        "--out",
+        str(tmp_path / "tty"),
+    ]
+    proc = subprocess.Popen(args, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "step/s" in shown or "s/step" in shown  # tqdm's bar
+    piped = rnnkit("text", "train", "--data", corpus, *SMALL, "--out", tmp_path / "pipe")
+    assert "step/s" not in piped.stdout and "step 6:" in piped.stdout

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -333,7 +334,17 @@ class _Progress:
         if active and sys.stdout.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=config.steps, initial=start, unit="step", dynamic_ncols=True)
+            size = shutil.get_terminal_size(
+                (80, 24)
+            )  # a terminal that reports no size gets 80 x 24
+            self.bar = tqdm(
+                total=config.steps,
+                initial=start,
+                unit="step",
+                ncols=size.columns,
+                nrows=size.lines,
+                file=sys.stdout,
+            )
         self.smooth: float | None = None
 
     def update(self, step: int, loss: float, lr: float, elapsed: float) -> None:
