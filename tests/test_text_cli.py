@@ -98,29 +98,14 @@ def test_eval_json_on_the_tail_and_on_a_file(trained, corpus):
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(corpus, tmp_path):
+    options = "--steps 30 --eval-every 10 --checkpoint-every 5 --hidden 16 --layers 2 --dropout 0.2"
+    options += " --embed 8 --batch-size 4 --bptt 8"
     args = [
         "text",
         "train",
         "--data",
         corpus,
-        "--steps",
-        "30",
-        "--eval-every",
-        "10",
-        "--checkpoint-every",
-        "5",
-        "--hidden",
-        "16",
-        "--layers",
-        "2",
-        "--dropout",
-        "0.2",
-        "--embed",
-        "8",
-        "--batch-size",
-        "4",
-        "--bptt",
-        "8",
+        *options.split(),
     ]
     assert rnnkit(*args, "--out", tmp_path / "whole").returncode == 0
     killed = rnnkit(*args, "--out", tmp_path / "cut", env={"RNNKIT_KILL_AFTER_STEP": "17"})
@@ -136,26 +121,8 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(corpus, tmp_path):
 
 
 def test_two_processes_match_one_with_the_same_global_batch(corpus, tmp_path):
-    args = [
-        "text",
-        "train",
-        "--data",
-        corpus,
-        "--steps",
-        "8",
-        "--eval-every",
-        "8",
-        "--hidden",
-        "16",
-        "--embed",
-        "8",
-        "--batch-size",
-        "4",
-        "--bptt",
-        "8",
-        "--device",
-        "cpu",
-    ]
+    options = "--steps 8 --eval-every 8 --hidden 16 --embed 8 --batch-size 4 --bptt 8 --device cpu"
+    args = ["text", "train", "--data", corpus, *options.split()]
     single = rnnkit(*args, "--out", tmp_path / "one")
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
