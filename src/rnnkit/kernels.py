@@ -126,14 +126,6 @@ def _previous(seq: Tensor, initial: Tensor) -> Tensor:
     return torch.cat([initial.unsqueeze(0), seq[:-1]], 0).reshape(-1, seq.shape[-1])
 
 
-def _grad(g: Tensor | None, t: int) -> Tensor | None:
-    return None if g is None else g[t]
-
-
-def _add(a: Tensor, b: Tensor | None) -> Tensor:
-    return a if b is None else a + b
-
-
 class ElmanKernel(torch.autograd.Function):
     """s_t = φ(xp_t + s_{t-1} W_ss^T)."""
 

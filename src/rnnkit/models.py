@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import decoding
@@ -303,13 +302,3 @@ class ConditionedGenerator(nn.Module):
             eos,
             generator,
         )
-
-
-def cross_entropy_per_step(
-    logits: Tensor, targets: Tensor, lengths: Tensor | None = None
-) -> Tensor:
-    """Mean cross-entropy over the valid steps of (B, T, V) logits and (B, T) targets."""
-    if lengths is None:
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-    mask = step_mask(lengths, targets.shape[1], targets.device)
-    return F.cross_entropy(logits[mask], targets[mask])
