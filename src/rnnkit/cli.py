@@ -11,7 +11,7 @@ import sys
 
 from . import __version__
 from .cpu import keep_freed_memory
-from .tasks import demo, text
+from .tasks import demo, diagnose, lab, text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo, text]
+TASKS = [demo, text, lab, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

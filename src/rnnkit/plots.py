@@ -30,3 +30,172 @@ def training_curves(records: list[dict], path: str | Path, title: str = "") -> N
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> None:
+    plt = _pyplot()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def _by_distance(norms: list[float]) -> list[float]:
+    """Norms of dL/dh_t re-indexed by the distance to the loss (the last step is distance 0)."""
+    return list(reversed(norms))
+
+
+def _heatmap(ax, records: list[dict], layer: int, title: str) -> None:
+    import numpy as np
+
+    grid = np.array([_by_distance(r["norms"][layer]) for r in records], dtype=float)
+    with np.errstate(divide="ignore"):
+        logs = np.where(grid > 0, np.log10(np.where(grid > 0, grid, 1.0)), np.nan)
+    steps = [r["step"] for r in records]
+    image = ax.imshow(
+        logs.T,
+        aspect="auto",
+        origin="lower",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(-0.5, len(steps) - 0.5, -0.5, grid.shape[1] - 0.5),
+    )
+    ticks = sorted({0, len(steps) - 1, *range(0, len(steps), max(1, len(steps) // 6))})
+    ax.set_xticks(ticks, [str(steps[i]) for i in ticks])
+    ax.set_xlabel("training step")
+    ax.set_ylabel("distance to the loss (steps)")
+    ax.set_title(title, fontsize=9)
+    ax.figure.colorbar(image, ax=ax, label="log10 ||dL/dh_t||")
+
+
+def gradient_flow_heatmap(records: list[dict], path: str | Path, title: str = "") -> None:
+    """One panel per recurrent layer: log10 ||dL/dh_t|| by distance to the loss and training step."""
+    plt = _pyplot()
+    layers = records[0]["layers"]
+    fig, axes = plt.subplots(
+        1, len(layers), figsize=(5.5 * len(layers), 4.2), dpi=100, squeeze=False
+    )
+    for i, name in enumerate(layers):
+        _heatmap(axes[0][i], records, i, f"{title}\n{name}" if title else name)
+    _save(fig, path)
+
+
+def gradient_flow_lines(
+    records: list[dict], path: str | Path, title: str = "", layer: int = -1
+) -> None:
+    """||dL/dh_t|| against the distance to the loss, log scale, at a few points of training."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=100)
+    picks = sorted({0, len(records) // 4, len(records) // 2, len(records) - 1})
+    cmap = plt.get_cmap("plasma")
+    for n, i in enumerate(picks):
+        norms = _by_distance(records[i]["norms"][layer])
+        shown = [(d, v) for d, v in enumerate(norms) if v > 0]
+        if shown:
+            label = "initialisation" if records[i]["step"] == 0 else f"step {records[i]['step']}"
+            color = cmap(0.85 * n / max(1, len(picks) - 1))
+            ax.semilogy(*zip(*shown, strict=True), label=label, color=color)
+    ax.set_xlabel("distance to the loss (steps)")
+    ax.set_ylabel("||dL/dh_t||")
+    ax.set_title(title or records[0]["layers"][layer], fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    _save(fig, path)
+
+
+def gradient_flow_grid(flows: dict[str, list[dict]], path: str | Path, title: str = "") -> None:
+    """Side by side: one heat map (top layer) per configuration, and their curves at initialisation."""
+    plt = _pyplot()
+    flows = {k: v for k, v in flows.items() if v}
+    n = len(flows) + 1
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), dpi=100, squeeze=False)
+    for ax, (name, records) in zip(axes[0], flows.items(), strict=False):
+        _heatmap(ax, records, -1, name)
+    ax = axes[0][-1]
+    for name, records in flows.items():
+        norms = _by_distance(records[0]["norms"][-1])
+        shown = [(d, v) for d, v in enumerate(norms) if v > 0]
+        if shown:
+            ax.semilogy(*zip(*shown, strict=True), label=name)
+    ax.set_xlabel("distance to the loss (steps)")
+    ax.set_ylabel("||dL/dh_t|| at initialisation")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def compare_curves(
+    runs: dict[str, list[dict]], baseline: float, path: str | Path, title: str = ""
+) -> None:
+    """Validation metric of every run against steps and against seconds, with the baseline."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
+    names = sorted({name.rsplit(" ", 1)[0] for name in runs})
+    colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
+    for name, records in runs.items():
+        points = [r for r in records if r.get("val_loss") is not None]
+        if not points:
+            continue
+        config = name.rsplit(" ", 1)[0]
+        first = name.endswith(" s0")
+        for ax, key in zip(axes, ("step", "time"), strict=True):
+            ax.semilogy(
+                [r[key] for r in points],
+                [max(r["val_loss"], 1e-8) for r in points],
+                color=colors[config],
+                alpha=0.8,
+                label=config if first else None,
+            )
+    for ax, xlabel in zip(axes, ("step", "seconds"), strict=True):
+        ax.axhline(
+            baseline, color="black", linestyle="--", linewidth=1, label="memoryless baseline"
+        )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation metric")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def power_method_plot(results: list[dict], path: str | Path) -> None:
+    """Norms along the linear recurrence, and the measured slopes beside log ρ."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
+    for r in results:
+        axes[0].semilogy(r["state_norms"], label=f"||h_t||, ρ={r['radius']:g}")
+        axes[0].semilogy(
+            list(reversed(r["gradient_norms"])),
+            linestyle="--",
+            label=f"||dL/dh_(T-k)||, ρ={r['radius']:g}",
+        )
+    axes[0].set_xlabel("t (states) or k, the distance to the loss (gradients)")
+    axes[0].set_ylabel("norm")
+    axes[0].grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    xs = range(len(results))
+    width = 0.27
+    axes[1].bar([x - width for x in xs], [r["log_radius"] for r in results], width, label="log ρ")
+    axes[1].bar(xs, [r["state_slope"] for r in results], width, label="slope of log ||h_t||")
+    axes[1].bar(
+        [x + width for x in xs],
+        [r["gradient_slope"] for r in results],
+        width,
+        label="slope of log ||dL/dh||",
+    )
+    axes[1].set_xticks(list(xs), [f"ρ={r['radius']:g}" for r in results])
+    axes[1].axhline(0, color="black", linewidth=0.8)
+    axes[1].set_ylabel("growth rate per step")
+    axes[1].legend(fontsize=8)
+    axes[1].grid(alpha=0.3, axis="y")
+    fig.suptitle("the power method: h_t = W^T h_(t-1)")
+    _save(fig, path)

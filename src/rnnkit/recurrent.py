@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused as fused_path
+from . import probes
 from .cells import (
     CELLS,
     RecurrentCell,
@@ -71,12 +72,14 @@ class Recurrent(nn.Module):
             state = self.cell.initial_state(batch, x.device, x.dtype)
         else:
             state = self._check_state(state, batch)
+        probe = probes.new_probe(self, x, self.cell.state_sizes[0])
         if self.reverse:
             x = reverse_padded(x, lengths)
+            probe = None if probe is None else reverse_padded(probe, lengths)
         if self.dilation == 1:
-            y, final = scan(self.cell, x, state, lengths)
+            y, final = scan(self.cell, x, state, lengths, probe=probe)
         else:
-            y, final = self._dilated(x, state, lengths)
+            y, final = self._dilated(x, state, lengths, probe)
         if self.reverse:
             y = reverse_padded(y, lengths)
         return y, final
@@ -90,22 +93,30 @@ class Recurrent(nn.Module):
             raise ValueError(f"state must hold tensors of shapes {expected}, got {got}")
         return tuple(state)
 
-    def _dilated(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+    def _dilated(
+        self, x: Tensor, state: State, lengths: Tensor | None, probe: Tensor | None
+    ) -> tuple[Tensor, State]:
         # Step t depends on step t-d: the sequence is d interleaved chains, which run
         # side by side as a batch of B*d ordinary sequences.
-        d, (batch, steps, width) = self.dilation, x.shape
+        d, (batch, steps, _) = self.dilation, x.shape
         chain_steps = math.ceil(steps / d)
         full = torch.full((batch,), steps) if lengths is None else lengths
-        x = F.pad(x, (0, 0, 0, chain_steps * d - steps))
-        x = (
-            x.view(batch, chain_steps, d, width)
-            .transpose(1, 2)
-            .reshape(batch * d, chain_steps, width)
-        )
+
+        def to_chains(t: Tensor) -> Tensor:
+            t = F.pad(t, (0, 0, 0, chain_steps * d - steps))
+            width = t.shape[-1]
+            return (
+                t.view(batch, chain_steps, d, width)
+                .transpose(1, 2)
+                .reshape(batch * d, chain_steps, width)
+            )
+
+        x = to_chains(x)
+        probe = None if probe is None else to_chains(probe)
         offsets = torch.arange(d)
         chain_lengths = ((full[:, None] - offsets[None, :] + d - 1) // d).clamp(min=0).reshape(-1)
         state = tuple(s.repeat_interleave(d, 0) for s in state)
-        y, final = scan(self.cell, x, state, chain_lengths, allow_empty=True)
+        y, final = scan(self.cell, x, state, chain_lengths, allow_empty=True, probe=probe)
         y = y.view(batch, d, chain_steps, -1).transpose(1, 2).reshape(batch, chain_steps * d, -1)
         last_chain = ((full - 1) % d).to(x.device)
         final = tuple(
@@ -253,7 +264,7 @@ class RNN(nn.Module):
         # more than the step (3.8 ms against 0.95 ms for a trained 2 x 512 LSTM on this CPU;
         # with one layer it is the faster, 0.31 against 0.39 ms): "auto" then takes the loop.
         single_step_stack = steps == 1 and self.num_layers > 1 and self.fused == "auto"
-        if self.uses_fused and not single_step_stack:
+        if self.uses_fused and not single_step_stack and not probes.recording():
             hx = None if state is None else self._stack_state(states)
             y, final = fused_path.run(self, x, hx, lengths)
             return y, final if len(final) > 1 else final[0]

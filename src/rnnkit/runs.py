@@ -10,6 +10,8 @@ leaves the last good state intact.
                          only, loaded with torch.load(weights_only=True)
       metrics.jsonl      one JSON object per evaluation
       curves.png         training and validation loss
+      gradient_flow.jsonl  norms of dL/dh_t per step, at initialisation and at every
+                         evaluation (tasks that define ``gradient_flow``)
 
 Every file is written to a temporary name in the same folder and renamed over
 the old one, which is atomic on POSIX file systems.
@@ -33,12 +35,13 @@ from torch import nn
 
 from . import __version__
 
-CONFIG, WEIGHTS, CHECKPOINT, METRICS, CURVES = (
+CONFIG, WEIGHTS, CHECKPOINT, METRICS, CURVES, GRADIENT_FLOW = (
     "config.json",
     "model.safetensors",
     "checkpoint.pt",
     "metrics.jsonl",
     "curves.png",
+    "gradient_flow.jsonl",
 )
 
 
@@ -149,12 +152,12 @@ class RunDir:
             ) from None
 
     # -- metrics ----------------------------------------------------------------------
-    def append_metrics(self, record: dict) -> None:
-        with open(self.file(METRICS), "a") as f:
+    def append_metrics(self, record: dict, name: str = METRICS) -> None:
+        with open(self.file(name), "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def read_metrics(self) -> list[dict]:
-        path = self.file(METRICS)
+    def read_metrics(self, name: str = METRICS) -> list[dict]:
+        path = self.file(name)
         if not path.exists():
             return []
         out = []
@@ -165,11 +168,13 @@ class RunDir:
                 break  # a line cut by a kill: everything before it is good
         return out
 
-    def truncate_metrics(self, last_step: int) -> None:
+    def truncate_metrics(self, last_step: int, name: str = METRICS) -> None:
         """Keep the records up to ``last_step`` (those a resumed run has not redone)."""
-        kept = [r for r in self.read_metrics() if r.get("step", 0) <= last_step]
+        if not self.file(name).exists():
+            return
+        kept = [r for r in self.read_metrics(name) if r.get("step", 0) <= last_step]
         atomic_write(
-            self.file(METRICS),
+            self.file(name),
             lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept)),
         )
 

@@ -74,12 +74,15 @@ def scan(
     state: State,
     lengths: Tensor | None = None,
     allow_empty: bool = False,
+    probe: Tensor | None = None,
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over x (B, T, D) from ``state``; returns y (B, T, O) and the final state.
 
     With ``lengths`` a sequence's state is frozen after its last step and its
     outputs there are zeros. ``allow_empty`` admits sequences of length 0
-    (the chains of a dilated layer shorter than the dilation).
+    (the chains of a dilated layer shorter than the dilation). ``probe``
+    (B, T, S), zeros from ``rnnkit.probes``, is added to the fed-back state at
+    every step, so that its gradient is dL/dh_t; it needs the autograd loop.
     """
     steps = x.shape[1]
     if lengths is not None and not allow_empty and bool((lengths == steps).all()):
@@ -89,6 +92,8 @@ def scan(
         x = x.masked_fill(~step_mask(lengths, steps, x.device).unsqueeze(-1), 0.0)
     xp = cell.project_input(x.transpose(0, 1))  # (T, B, G): one product for all steps
     kernel = kernel_for(cell)
+    if probe is not None:
+        return _run_autograd(cell, xp, state, lengths, probe.transpose(0, 1))
     if kernel is not None:
         return _run_kernel(cell, kernel, xp, state, lengths)
     return _run_autograd(cell, xp, state, lengths)
@@ -114,20 +119,36 @@ def _run_kernel(
     return y.transpose(0, 1), final
 
 
-def _run_autograd(cell: RecurrentCell, xp: Tensor, state: State, lengths: Tensor | None):
+def _probed_step(
+    cell: RecurrentCell, xp_t: Tensor, state: State, noise: Tensor | None, probe_t: Tensor | None
+) -> tuple[Tensor, State]:
+    y, new = cell.step(xp_t, state, noise)
+    if probe_t is None:
+        return y, new
+    new = (new[0] + probe_t, *new[1:])
+    return cell.output(new), new
+
+
+def _run_autograd(
+    cell: RecurrentCell,
+    xp: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    probe: Tensor | None = None,
+):
     steps, batch = xp.shape[:2]
     noise = cell.sample_noise(batch, xp)
     outputs: list[Tensor] = []
     if lengths is None:
         for t in range(steps):
-            y, state = cell.step(xp[t], state, noise)
+            y, state = _probed_step(cell, xp[t], state, noise, None if probe is None else probe[t])
             outputs.append(y)
         return torch.stack(outputs, 1), state
     mask = step_mask(lengths, steps, xp.device).unsqueeze(-1)  # (B, T, 1)
     active_steps = int(lengths.max()) if lengths.numel() else 0
     zero = torch.zeros((), dtype=xp.dtype, device=xp.device)
     for t in range(active_steps):
-        y, new = cell.step(xp[t], state, noise)
+        y, new = _probed_step(cell, xp[t], state, noise, None if probe is None else probe[t])
         valid = mask[:, t]
         state = tuple(torch.where(valid, n, o) for n, o in zip(new, state, strict=True))
         outputs.append(torch.where(valid, y, zero))

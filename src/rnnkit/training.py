@@ -10,7 +10,12 @@ A task describes its training through three things (``TrainingTask``):
   truncated BPTT over a stream (None for whole sequences); the trainer
   detaches it after every step, which is where backpropagation is truncated;
 * ``evaluate(model) -> dict``: validation metrics, with ``val_loss`` (lower
-  is better) driving best weights and early stopping.
+  is better) driving best weights and early stopping; ``"solved": True``
+  ends training (a task with a success criterion, such as the lab's).
+
+A task may also define ``gradient_flow(model) -> rnnkit.gradflow.GradientFlow``;
+the trainer then records the norms of dL/dh_t at initialisation and at every
+evaluation in the run's ``gradient_flow.jsonl`` (read by ``rnnkit diagnose``).
 
 Resume is exact on the CPU: the checkpoint holds the model, AdamW's moments,
 the step (the schedule is a function of it), the random generators, the data
@@ -35,7 +40,7 @@ from torch import Tensor, nn
 from . import distributed
 from .distributed import World
 from .plots import training_curves
-from .runs import CURVES, RunDir
+from .runs import CURVES, GRADIENT_FLOW, RunDir
 
 
 @dataclass
@@ -125,8 +130,10 @@ class Trainer:
         world: World | None = None,
         device: torch.device | str = "cpu",
         title: str = "",
+        quiet: bool = False,
     ) -> None:
         self.world = world or World()
+        self.quiet = quiet  # no progress bar or evaluation lines (a caller that reports itself)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.task, self.config, self.title = task, config, title
@@ -194,6 +201,7 @@ class Trainer:
         self.load_state_dict(state)
         if self.writer is not None:
             self.writer.truncate_metrics(self.step)
+            self.writer.truncate_metrics(self.step, GRADIENT_FLOW)
 
     def save_checkpoint(self) -> None:
         state = self.state_dict()
@@ -205,10 +213,12 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------
     def fit(self) -> dict:
         config = self.config
-        progress = _Progress(self.world.is_main, config, self.step)
+        progress = _Progress(self.world.is_main and not self.quiet, config, self.step)
         started = time.perf_counter() - self.elapsed
         last_eval: dict = {}
         reason = "steps"
+        if self.step == 0:
+            self._record_gradient_flow()
         try:
             while True:
                 self.elapsed = time.perf_counter() - started
@@ -222,6 +232,9 @@ class Trainer:
                 progress.update(self.step, loss, self.optimizer.param_groups[0]["lr"], self.elapsed)
                 if self.step % config.eval_every == 0:
                     last_eval = self._evaluate()
+                    if last_eval.get("solved"):
+                        reason = "solved"
+                        break
                     if config.patience and self.stale_evals >= config.patience:
                         reason = "early stopping"
                         break
@@ -301,10 +314,19 @@ class Trainer:
         if self.writer is not None:
             self.writer.append_metrics(record)
             training_curves(self.writer.read_metrics(), self.writer.file(CURVES), self.title)
-        if self.world.is_main:
+        self._record_gradient_flow()
+        if self.world.is_main and not self.quiet:
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             _Progress.message(f"step {self.step}: {shown}")
         return record
+
+    def _record_gradient_flow(self) -> None:
+        probe = getattr(self.task, "gradient_flow", None)
+        if probe is None or self.writer is None:
+            return
+        flow = probe(self.model)
+        record = {"step": self.step, "time": round(self.elapsed, 3), **flow.as_dict()}
+        self.writer.append_metrics(record, GRADIENT_FLOW)
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:

@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import decoding
+from ..gradflow import GradientFlow, gradient_flow
 from ..models import SequenceTagger
 from ..recurrent import RNN
 from ..runs import RunDir
@@ -293,6 +295,24 @@ def stream_loss(
     return total / max(count, 1), count
 
 
+class TextProbe:
+    """dL/dh_t over windows of the validation tail, the loss on the last character only."""
+
+    def __init__(self, val_ids: Tensor, bptt: int, rows: int = 8) -> None:
+        span = max(2, min(bptt + 1, len(val_ids) // rows))
+        rows = max(1, min(rows, len(val_ids) // span))
+        self.windows = val_ids[: rows * span].view(rows, span)
+
+    def gradient_flow(self, model) -> GradientFlow:
+        windows = self.windows.to(next(model.parameters()).device)
+
+        def last_char_loss(m) -> Tensor:
+            logits, _ = m(windows[:, :-1])
+            return F.cross_entropy(logits[:, -1], windows[:, -1])
+
+        return gradient_flow(model, last_char_loss)
+
+
 class TextTask:
     """Training on the stream; validation during training on (at most) ``eval_chars`` of the tail."""
 
@@ -313,6 +333,10 @@ class TextTask:
         else:
             self.batches = RandomWindows(train_ids, batch, bptt, rank, world, seed)
         self.val_ids = val_ids[:eval_chars]
+        self.probe = TextProbe(val_ids, bptt)
+
+    def gradient_flow(self, model) -> GradientFlow:
+        return self.probe.gradient_flow(model)
 
     def loss(self, model, batch, carry):
         x, y, reset = batch
@@ -335,6 +359,16 @@ def build_model(config: dict) -> SequenceTagger:
         dropout=config["dropout"],
     )
     return SequenceTagger(rnn, vocab, vocab_size=vocab, dropout=config["dropout"])
+
+
+def diagnosis(config: dict) -> tuple[Callable[[], SequenceTagger], TextProbe]:
+    """What ``rnnkit diagnose`` needs to measure a text run afresh: a model builder and a probe."""
+    source = config["data"]
+    corpus = load_corpus(None if source["kind"] == "stdlib" else source["path"])
+    _, val_ids = split(
+        Vocab(config["vocab"]).encode(corpus.text, strict=False), config["val_fraction"]
+    )
+    return (lambda: build_model(config)), TextProbe(val_ids, config["bptt"])
 
 
 def split(ids: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:

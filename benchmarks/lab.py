@@ -1,0 +1,144 @@
+"""The long-term dependency lab's targets (issue 4), as a benchmark: tables and JSON.
+
+    python benchmarks/lab.py --part adding200   # LSTM, GRU (3 seeds), Elman, leaky, dilated Elman
+    python benchmarks/lab.py --part adding600   # LSTM (chrono initialisation), 30 minutes
+    python benchmarks/lab.py --part copy        # LSTM and GRU, T = 100 and T = 1000
+    python benchmarks/lab.py --part flow        # gradient flow at initialisation; the power method
+
+Each part writes benchmarks/results/lab_<part>.json and its plots into docs/lab/.
+Every run uses one thread (--threads), so two parts can run side by side on 2 cores.
+Not a test: a part takes from a minute (flow) to about an hour (adding200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from rnnkit.cli import main
+
+ROOT = Path(__file__).resolve().parent
+RESULTS, DOCS = ROOT / "results", ROOT.parent / "docs" / "lab"
+
+
+def rnnkit(*argv: str) -> str:
+    """Run the CLI in this process; return its stdout (also echoed)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    sys.stdout.write(out.getvalue())
+    sys.stdout.flush()
+    if code:
+        raise SystemExit(f"rnnkit {' '.join(argv)} failed with status {code}")
+    return out.getvalue()
+
+
+def compare(work: Path, name: str, *argv: str) -> dict:
+    out = work / name
+    text = rnnkit("lab", "compare", "--threads", "1", "--out", str(out), *argv)
+    result = json.loads(text.strip().splitlines()[-1])
+    for plot in ("curves.png", "gradient_flow.png"):
+        shutil.copy(out / plot, DOCS / f"{name}_{plot}")
+    return result
+
+
+def part_adding200(work: Path) -> dict:
+    common = ("--task", "adding", "--length", "200", "--minutes", "10")
+    gated = compare(work, "adding200_gated", *common, "--cells", "lstm,gru", "--seeds", "3")
+    others = compare(
+        work,
+        "adding200_others",
+        *common,
+        "--cells",
+        "elman,leaky",
+        "--dilations",
+        "1,2,4,8,16,32",
+        "--seeds",
+        "1",
+    )
+    return {"task": "adding", "length": 200, "results": gated["results"] + others["results"]}
+
+
+def part_adding600(work: Path) -> dict:
+    return compare(
+        work,
+        "adding600_lstm",
+        "--task", "adding", "--length", "600", "--minutes", "30", "--cells", "lstm",
+        "--seeds", "1", "--init", "chrono", "--lr", "1e-3", "--eval-every", "200",
+    )  # fmt: skip
+
+
+def part_copy(work: Path) -> dict:
+    runs = []
+    for length, minutes in (("100", "10"), ("1000", "12")):
+        result = compare(
+            work,
+            f"copy{length}",
+            "--task", "copy", "--length", length, "--minutes", minutes, "--cells", "lstm,gru",
+            "--seeds", "1", "--init", "chrono", "--lr", "1e-3", "--eval-every", "100",
+            "--test-size", "1000",
+        )  # fmt: skip
+        runs += [{**r, "length": int(length)} for r in result["results"]]
+    return {"task": "copy", "results": runs}
+
+
+def part_flow(work: Path) -> dict:
+    shrink = {}
+    for cell in ("elman", "leaky", "lstm", "gru"):
+        out = work / f"flow-{cell}"
+        rnnkit("lab", "gradients", "--cell", cell, "--task", "adding", "--length", "101",
+               "--steps", "0", "--out", str(out))  # fmt: skip
+        summary = json.loads((out / "gradient_flow.json").read_text())
+        shrink[cell] = summary["summary"][0]["shrink_100"]
+        shutil.copy(out / "gradient_flow_lines.png", DOCS / f"flow_init_{cell}.png")
+    power_out = work / "power"
+    rnnkit("lab", "power", "--radii", "0.9,1.0,1.1", "--length", "200", "--out", str(power_out))
+    power = json.loads((power_out / "power_method.json").read_text())
+    shutil.copy(power_out / "power_method.png", DOCS / "power_method.png")
+    explode_out = work / "explode"
+    rnnkit("lab", "explode", "--out", str(explode_out))
+    explode = json.loads((explode_out / "explode.json").read_text())
+    for run in explode["runs"]:
+        run.pop("grad_norms")
+    return {
+        "shrink_over_100_steps_at_init": shrink,
+        "power": [
+            {k: v for k, v in r.items() if not k.endswith("_norms")} for r in power["results"]
+        ],
+        "explode": explode,
+    }
+
+
+PARTS = {
+    "adding200": part_adding200,
+    "adding600": part_adding600,
+    "copy": part_copy,
+    "flow": part_flow,
+}
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=sorted(PARTS), required=True)
+    parser.add_argument("--keep", help="keep the run directories in this folder")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rnnkit-lab-"))
+    try:
+        result = PARTS[args.part](work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    (RESULTS / f"lab_{args.part}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {RESULTS / f'lab_{args.part}.json'}")
+
+
+if __name__ == "__main__":
+    run()

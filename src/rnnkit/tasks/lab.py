@@ -1,0 +1,528 @@
+"""`rnnkit lab`: the vanishing and exploding gradient, measured, and its cures compared.
+
+* ``lab gradients``: train one cell on a long-range problem and draw dL/dh_t
+  against the distance to the loss, at initialisation and during training.
+* ``lab power``: the power method, h_t = W^T h_{t-1}, for chosen spectral radii.
+* ``lab explode``: an Elman network started with a spectral radius above one,
+  trained by plain SGD with and without gradient clipping.
+* ``lab compare``: cells (and dilated stacks) under one budget, several seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..cells import CELLS, check_positive_int
+from ..gradflow import linear_recurrence
+from ..plots import compare_curves, gradient_flow_grid, power_method_plot
+from ..runs import CONFIG, GRADIENT_FLOW, RunDir, save_json
+from ..training import TrainConfig, Trainer, TrainingDiverged
+from . import longrange
+from .diagnose import write_diagnosis
+from .synthetic import PROBLEMS
+
+TASK = "lab"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    lab = subparsers.add_parser(
+        "lab", help="vanishing and exploding gradients, measured; their cures compared"
+    )
+    verbs = lab.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(lab))
+
+    p = verbs.add_parser(
+        "gradients",
+        help="train one cell on a long-range problem; plot dL/dh_t at initialisation and during training",
+        description="Train one cell on a generated long-range problem and write the norm of dL/dh_t "
+        "for every step (the loss taken at the last step) at initialisation and at every evaluation: "
+        "a heat map, a line plot and JSON in the run directory. --steps 0 measures the initialisation only.",
+    )
+    _problem_options(p)
+    _model_options(p, cells=False)
+    p.add_argument("--cell", default="elman", choices=sorted(CELLS), help="(default elman)")
+    _training_options(p, steps=300, eval_every=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=gradients)
+
+    p = verbs.add_parser(
+        "compare",
+        help="train several cells under the same budget and seeds; table, plots, JSON",
+        description="Train every cell (and every dilated stack) on the same problem, budget and seeds. "
+        "Each run stops when solved or when its budget is spent; the test metric is measured on a "
+        "separate test set with the best weights. The last line of stdout is one JSON object.",
+    )
+    _problem_options(p)
+    _model_options(p, cells=True)
+    _training_options(p, steps=None, eval_every=100)
+    p.add_argument(
+        "--seeds", type=int, default=3, help="seeds 0..N-1 per configuration (default 3)"
+    )
+    p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
+    p.set_defaults(run=compare)
+
+    p = verbs.add_parser(
+        "power",
+        help="the power method: norms along h_t = W^T h_{t-1} for spectral radii around one",
+        description="Run the linear recurrence h_t = W^T h_{t-1} with random matrices W rescaled to "
+        "each spectral radius, back-propagate L = v.h_T, and compare the measured slope of log-norm "
+        "against t with log of the radius.",
+    )
+    p.add_argument(
+        "--radii", default="0.9,1.0,1.1", help="comma-separated radii (default 0.9,1.0,1.1)"
+    )
+    p.add_argument("--size", type=int, default=64, help="state size (default 64)")
+    p.add_argument("--length", type=int, default=100, help="steps (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/lab-power", help="folder for the plot and JSON")
+    p.set_defaults(run=power)
+
+    p = verbs.add_parser(
+        "explode",
+        help="an Elman network with spectral radius > 1, trained with and without clipping",
+        description="Start an Elman network with recurrent spectral radius --radius (> 1) and train it "
+        "on the adding problem by plain SGD (Adam would rescale the very updates we want to see), "
+        "once without clipping and once with --clip. Counts the steps whose gradient was not finite "
+        "or huge (over 100 times the median norm of the first ten steps) and reports the final test MSE.",
+    )
+    p.add_argument(
+        "--radius", type=float, default=1.5, help="initial spectral radius (default 1.5)"
+    )
+    p.add_argument("--length", type=int, default=50, help="sequence length (default 50)")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+    p.add_argument(
+        "--clip", type=float, default=1.0, help="the clipped run's max norm (default 1.0)"
+    )
+    p.add_argument(
+        "--nonlinearity", default="tanh", choices=("tanh", "relu"), help="(default tanh)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/lab-explode", help="folder for the JSON")
+    p.set_defaults(run=explode)
+
+
+def _problem_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("problem")
+    g.add_argument("--task", default="adding", choices=sorted(PROBLEMS), help="(default adding)")
+    g.add_argument(
+        "--length", type=int, default=100, help="T, the memory span the problem needs (default 100)"
+    )
+
+
+def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
+    g = p.add_argument_group("model")
+    if cells:
+        g.add_argument(
+            "--cells",
+            default="elman,leaky,lstm,gru",
+            help="comma-separated (default elman,leaky,lstm,gru)",
+        )
+        g.add_argument(
+            "--dilations",
+            nargs="*",
+            default=[],
+            metavar="D1,D2,...",
+            help="each list adds a stack of dilated layers (one dilation per layer), e.g. 1,2,4,8, "
+            "for every cell of --dilated-cells",
+        )
+        g.add_argument("--dilated-cells", default="elman", help="(default elman)")
+    else:
+        g.add_argument("--dilations", metavar="D1,D2,...", help="a dilated stack, one per layer")
+    g.add_argument("--hidden", type=int, default=128, help="units per layer (default 128)")
+    g.add_argument("--layers", type=int, default=1, help="layers without dilations (default 1)")
+    g.add_argument(
+        "--init",
+        default="default",
+        choices=("default", "chrono"),
+        help="chrono: LSTM/GRU gate biases spread the memory time scales up to T (default: "
+        "uniform weights, LSTM forget bias 1)",
+    )
+    g.add_argument(
+        "--radius", type=float, help="rescale the recurrent weights to this spectral radius"
+    )
+    g.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"))
+    g.add_argument(
+        "--fixed-alpha",
+        action="store_true",
+        help="leaky units keep their time scales (default: learned)",
+    )
+    g.add_argument(
+        "--max-timescale", type=float, help="leaky and chrono time scales up to this (default T)"
+    )
+
+
+def _training_options(p: argparse.ArgumentParser, steps: int | None, eval_every: int) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument(
+        "--lr", type=float, default=2e-3, help="peak learning rate of Adam (default 2e-3)"
+    )
+    g.add_argument(
+        "--clip", type=float, default=1.0, help="gradient norm clipping; 0 off (default 1.0)"
+    )
+    g.add_argument("--steps", type=int, default=steps, help=f"steps per run (default {steps})")
+    g.add_argument("--minutes", type=float, help="time budget per run")
+    g.add_argument("--eval-every", type=int, default=eval_every)
+    g.add_argument("--val-size", type=int, default=1000, help="validation sequences (default 1000)")
+    g.add_argument("--test-size", type=int, default=2000, help="test sequences (default 2000)")
+    g.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    g.add_argument("--out", help="run directory (compare: folder of run directories)")
+
+
+# -- building runs ---------------------------------------------------------------------
+def _check(args: argparse.Namespace) -> None:
+    for name in ("length", "hidden", "layers", "batch_size", "eval_every", "val_size", "test_size"):
+        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
+    if args.task == "adding" and args.length < 2:
+        raise ValueError("--length must be >= 2 for the adding problem")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+    if args.clip < 0:
+        raise ValueError(f"--clip must be >= 0, got {args.clip}")
+    if args.radius is not None and not args.radius > 0:
+        raise ValueError(f"--radius must be positive, got {args.radius}")
+    if args.max_timescale is not None and not args.max_timescale > 2:
+        raise ValueError(f"--max-timescale must be > 2, got {args.max_timescale}")
+    if args.threads is not None:
+        torch.set_num_threads(check_positive_int("--threads", args.threads))
+
+
+def run_config(args: argparse.Namespace, cell: str, dilations: list[int] | None, seed: int) -> dict:
+    return {
+        "task": TASK,
+        "problem": args.task,
+        "length": args.length,
+        "cell": cell,
+        "dilations": dilations,
+        "hidden": args.hidden,
+        "layers": args.layers,
+        "init": args.init,
+        "radius": args.radius,
+        "nonlinearity": args.nonlinearity,
+        "learn_alpha": not args.fixed_alpha,
+        "max_timescale": float(args.max_timescale or max(args.length, 3)),
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "clip": args.clip,
+        "val_size": args.val_size,
+        "seed": seed,
+    }
+
+
+def make_task(config: dict) -> longrange.LongRangeTask:
+    return longrange.LongRangeTask(
+        PROBLEMS[config["problem"]],
+        config["length"],
+        config["batch_size"],
+        config["seed"],
+        config["val_size"],
+    )
+
+
+def diagnosis(config: dict) -> tuple[Callable[[], torch.nn.Module], longrange.LongRangeTask]:
+    """What ``rnnkit diagnose`` needs to measure a lab run afresh: a model builder and the task."""
+    return (lambda: longrange.build_model(config)), make_task(config)
+
+
+def train_run(
+    config: dict,
+    run: RunDir,
+    steps: int | None,
+    minutes: float | None,
+    eval_every: int,
+    test_size: int,
+) -> dict:
+    """Train one configuration into ``run``; returns its result row."""
+    torch.manual_seed(config["seed"])
+    model = longrange.build_model(config)
+    task = make_task(config)
+    run.path.mkdir(parents=True, exist_ok=True)
+    train_cfg = TrainConfig(
+        steps=steps,
+        minutes=minutes,
+        lr=config["lr"],
+        weight_decay=0.0,
+        warmup=min(50, max(1, (steps or 1000) // 10)),
+        clip=config["clip"],
+        eval_every=eval_every,
+        log_every=10**9,
+    )
+    run.write_config({**config, "train": vars(train_cfg)})
+    title = f"{config['problem']} T={config['length']}: {longrange.label(config['cell'], config['dilations'])}"
+    trainer = Trainer(model, task, train_cfg, run, title=title, quiet=True)
+    started = time.perf_counter()
+    try:
+        result = trainer.fit()
+        diverged = False
+    except TrainingDiverged:
+        result, diverged = {"stopped_by": "diverged", "step": trainer.step}, True
+    seconds = time.perf_counter() - started
+    run.load_weights(model)
+    test = task.test(model, test_size, config["seed"])
+    row = {
+        "cell": config["cell"],
+        "dilations": config["dilations"],
+        "seed": config["seed"],
+        "test_metric": test["metric"],
+        "solved": longrange.solved_within(test["metric"], task.solved_below),
+        "steps": trainer.step,
+        "seconds": round(seconds, 1),
+        "stopped_by": result["stopped_by"],
+        "parameters": longrange.parameter_count(model),
+        "baseline": task.baseline,
+        "run": str(run.path),
+    }
+    if "accuracy" in test:
+        row["test_accuracy"] = test["accuracy"]
+    if diverged:
+        row["diverged"] = True
+    save_json(run.file("result.json"), row)
+    return row
+
+
+def _fresh_run(path: str) -> RunDir:
+    run = RunDir(path)
+    if run.file(CONFIG).exists():
+        raise ValueError(f"{run.path} already holds a run; choose another --out")
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"--out {run.path} is a file, not a directory")
+    return run
+
+
+# -- verbs -----------------------------------------------------------------------------
+def gradients(args: argparse.Namespace) -> int:
+    _check(args)
+    if args.steps is None or args.steps < 0:
+        raise ValueError("--steps must be >= 0")
+    dilations = longrange.parse_dilations(args.dilations) if args.dilations else None
+    config = run_config(args, args.cell, dilations, args.seed)
+    label = longrange.label(args.cell, dilations)
+    run = _fresh_run(args.out or f"runs/lab-gradients-{label}-{args.task}{args.length}")
+    problem = PROBLEMS[args.task]
+    print(
+        f"{label} on {args.task}, T={args.length} ({problem.metric}; memoryless baseline "
+        f"{problem.baseline(args.length):.4f}); run in {run.path}",
+        flush=True,
+    )
+    if args.steps == 0:
+        torch.manual_seed(args.seed)
+        model = longrange.build_model(config)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(config)
+        run.save_weights(model)
+        flow = make_task(config).gradient_flow(model)
+        run.append_metrics({"step": 0, "time": 0.0, **flow.as_dict()}, GRADIENT_FLOW)
+    else:
+        row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size)
+        print(
+            f"after {row['steps']} steps ({row['seconds']:.0f}s): test {row['test_metric']:.4f} "
+            f"(baseline {row['baseline']:.4f}); solved: {row['solved']}"
+        )
+    write_diagnosis(run)
+    return 0
+
+
+def _configurations(args: argparse.Namespace) -> list[tuple[str, list[int] | None]]:
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    dilated = [c.strip() for c in args.dilated_cells.split(",") if c.strip()]
+    for cell in cells + dilated:
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; choose from {', '.join(sorted(CELLS))}")
+    configs: list[tuple[str, list[int] | None]] = [(c, None) for c in cells]
+    for text in args.dilations:
+        configs += [(c, longrange.parse_dilations(text)) for c in dilated]
+    if not configs:
+        raise ValueError("--cells and --dilations name no configuration to train")
+    return configs
+
+
+def compare(args: argparse.Namespace) -> int:
+    _check(args)
+    check_positive_int("--seeds", args.seeds)
+    if args.steps is None and args.minutes is None:
+        raise ValueError("give --minutes or --steps: the budget of every run")
+    configs = _configurations(args)
+    root = Path(args.out or f"runs/lab-compare-{args.task}{args.length}")
+    runs = {
+        (cell, tuple(d or ()), seed): _fresh_run(
+            str(root / f"{longrange.label(cell, d)}-seed{seed}")
+        )
+        for cell, d in configs
+        for seed in range(args.seeds)
+    }
+    problem = PROBLEMS[args.task]
+    baseline = problem.baseline(args.length)
+    budget = " or ".join(
+        x
+        for x in (args.steps and f"{args.steps} steps", args.minutes and f"{args.minutes:g} min")
+        if x
+    )
+    print(
+        f"{args.task}, T={args.length}: {problem.metric}, memoryless baseline {baseline:.4f}, "
+        f"solved when {problem.solved_text}; {len(runs)} runs of {budget} each, in {root}",
+        flush=True,
+    )
+    rows = []
+    for (cell, dil, seed), run in runs.items():
+        config = run_config(args, cell, list(dil) or None, seed)
+        row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size)
+        rows.append(row)
+        print(
+            f"  {longrange.label(cell, row['dilations']):18s} seed {seed}: test {row['test_metric']:.5f}  "
+            f"solved {str(row['solved']):5s}  {row['steps']:6d} steps  {row['seconds']:7.1f}s  "
+            f"({row['stopped_by']})",
+            flush=True,
+        )
+    _print_table(rows, baseline)
+    labels = [longrange.label(c, d) for c, d in configs]
+    compare_curves(
+        {
+            longrange.label(r["cell"], r["dilations"]) + f" s{r['seed']}": RunDir(
+                r["run"]
+            ).read_metrics()
+            for r in rows
+        },
+        baseline,
+        root / "curves.png",
+        f"{args.task}, T={args.length}",
+    )
+    flows = {label: RunDir(root / f"{label}-seed0").read_metrics(GRADIENT_FLOW) for label in labels}
+    gradient_flow_grid(
+        flows, root / "gradient_flow.png", f"{args.task}, T={args.length}: ||dL/dh_t||"
+    )
+    summary = {"task": args.task, "length": args.length, "results": rows}
+    save_json(root / "results.json", summary)
+    print(
+        f"plots: {root / 'curves.png'}, {root / 'gradient_flow.png'}; results: {root / 'results.json'}"
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+def _print_table(rows: list[dict], baseline: float) -> None:
+    print(
+        f"\n{'configuration':18s} {'params':>8s} {'test metric per seed':>30s} {'solved':>7s} "
+        f"{'steps to solve':>15s} {'s to solve':>11s}"
+    )
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(longrange.label(r["cell"], r["dilations"]), []).append(r)
+    for label, group in groups.items():
+        metrics = " ".join(f"{r['test_metric']:.4f}" for r in group)
+        solved = [r for r in group if r["solved"]]
+        steps = " ".join(str(r["steps"]) for r in solved) or "-"
+        secs = " ".join(f"{r['seconds']:.0f}" for r in solved) or "-"
+        print(
+            f"{label:18s} {group[0]['parameters']:8d} {metrics:>30s} {len(solved)}/{len(group):<5d} "
+            f"{steps:>15s} {secs:>11s}"
+        )
+    print(f"(memoryless baseline {baseline:.4f})")
+
+
+def _radii(text: str) -> list[float]:
+    try:
+        radii = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise ValueError(f"--radii: {text!r} is not a comma-separated list of numbers") from None
+    if not radii or any(not r > 0 for r in radii):
+        raise ValueError(f"--radii must list positive numbers, got {text!r}")
+    return radii
+
+
+def power(args: argparse.Namespace) -> int:
+    radii = _radii(args.radii)
+    check_positive_int("--size", args.size)
+    if args.length < 4:
+        raise ValueError(f"--length must be >= 4, got {args.length}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    print(
+        f"h_t = W^T h_(t-1), {args.size} units, {args.length} steps; slopes fitted over the second half"
+    )
+    print(
+        f"{'radius':>7s} {'log radius':>11s} {'state slope':>12s} {'gradient slope':>15s} {'rel. error':>11s}"
+    )
+    for i, radius in enumerate(radii):
+        rec = linear_recurrence(
+            radius, args.size, args.length, torch.Generator().manual_seed(args.seed + i)
+        )
+        predicted, state, grad = rec.predicted_rate, rec.state_rate(), rec.gradient_rate()
+        error = (
+            max(abs(state - predicted), abs(grad - predicted)) / abs(predicted)
+            if predicted
+            else None
+        )
+        results.append(
+            {
+                "radius": radius,
+                "log_radius": predicted,
+                "state_slope": state,
+                "gradient_slope": grad,
+                "relative_error": error,
+                "state_norms": rec.state_norms,
+                "gradient_norms": rec.gradient_norms,
+            }
+        )
+        shown = "-" if error is None else f"{100 * error:.1f}%"
+        print(f"{radius:7.3f} {predicted:11.4f} {state:12.4f} {grad:15.4f} {shown:>11s}")
+    power_method_plot(results, out / "power_method.png")
+    save_json(
+        out / "power_method.json", {"size": args.size, "length": args.length, "results": results}
+    )
+    print(f"plot: {out / 'power_method.png'}; numbers: {out / 'power_method.json'}")
+    return 0
+
+
+def explode(args: argparse.Namespace) -> int:
+    for name in ("length", "hidden", "steps", "batch_size"):
+        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
+    if args.length < 2:
+        raise ValueError("--length must be >= 2")
+    if not args.radius > 0 or not args.lr > 0 or not args.clip > 0:
+        raise ValueError("--radius, --lr and --clip must be positive")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
+    from .explode import sgd_run
+
+    rows = []
+    print(
+        f"Elman ({args.nonlinearity}, {args.hidden} units) started at spectral radius {args.radius}, "
+        f"adding problem T={args.length}, SGD lr {args.lr}, {args.steps} steps"
+    )
+    for clip in (None, args.clip):
+        rows.append(sgd_run(args, clip))
+    print(
+        f"\n{'clipping':>9s} {'non-finite':>11s} {'huge':>6s} {'max norm':>10s} {'initial':>9s} {'test MSE':>10s}"
+    )
+    for r in rows:
+        shown = "off" if r["clip"] is None else f"{r['clip']:g}"
+        test = "nan" if r["test_mse"] is None else f"{r['test_mse']:.4f}"
+        print(
+            f"{shown:>9s} {r['non_finite_steps']:11d} {r['huge_steps']:6d} {r['max_grad_norm']:10.3g} "
+            f"{r['initial_grad_norm']:9.3g} {test:>10s}"
+        )
+    print(
+        "(non-finite: updates skipped; huge: a gradient norm over 100 times the median of the first "
+        f"ten steps; norms before clipping; the baseline's test MSE is {1 / 6:.4f})"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "explode.json", {"radius": args.radius, "length": args.length, "runs": rows})
+    print(f"numbers: {out / 'explode.json'}")
+    return 0
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
