@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -95,6 +96,23 @@ def test_eval_json_on_the_tail_and_on_a_file(trained, corpus):
     assert metrics["loss"] == pytest.approx(saved, abs=1e-5)
     other = rnnkit("text", "eval", out, "--data", corpus, "--json")
     assert json.loads(other.stdout.strip().splitlines()[-1])["characters"] > metrics["characters"]
+
+
+def test_diagnose_a_text_run_recorded_and_recomputed(trained, tmp_path):
+    out, _ = trained
+    result = rnnkit("diagnose", out, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    # recorded by training: initialisation and both evaluations, for both layers
+    assert summary["steps_recorded"] == [0, 6, 12] and len(summary["layers"]) == 2
+    assert (out / "gradient_flow.png").stat().st_size > 0
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "gradient_flow.jsonl").unlink()
+    result = rnnkit("diagnose", copy, "--json")  # measured afresh from the run's own corpus
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout.strip().splitlines()[-1])["steps_recorded"]
+    assert steps[0] == 0 and steps[1] in (6, 12)  # initialisation, then the best evaluation
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(corpus, tmp_path):

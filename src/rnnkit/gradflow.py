@@ -159,17 +159,29 @@ class LinearRecurrence:
 
 
 def random_matrix_with_radius(
-    size: int, radius: float, generator: torch.Generator | None = None
+    size: int, radius: float, generator: torch.Generator | None = None, gap: float = 0.8
 ) -> Tensor:
-    """A Gaussian random matrix rescaled so that its spectral radius is exactly ``radius``."""
-    w = torch.randn(size, size, generator=generator, dtype=torch.float64)
-    return w * (radius / spectral_radius(w))
+    """A random symmetric matrix of spectral radius ``radius``: W = Q diag(λ) Q^T.
+
+    λ_1 = ``radius`` and the other eigenvalues are uniform in
+    [-gap·radius, gap·radius], in random orthonormal directions Q. The power
+    method converges to the dominant direction like gap^t; after that, norms
+    change by exactly the factor ``radius`` per step.
+    """
+    q, _ = torch.linalg.qr(torch.randn(size, size, generator=generator, dtype=torch.float64))
+    rest = (torch.rand(size - 1, generator=generator, dtype=torch.float64) * 2 - 1) * gap * radius
+    eigenvalues = torch.cat([torch.tensor([radius], dtype=torch.float64), rest])
+    return q @ torch.diag(eigenvalues) @ q.t()
 
 
 def linear_recurrence(
     radius: float, size: int = 64, steps: int = 100, generator: torch.Generator | None = None
 ) -> LinearRecurrence:
-    """Run the lecture's power method h_t = W^T h_{t-1} for a random W of spectral radius ``radius``."""
+    """Run the lecture's power method h_t = W^T h_{t-1} for a random W of spectral radius ``radius``.
+
+    W comes from ``random_matrix_with_radius``; the gradient is that of
+    L = v·h_T for a random unit vector v, sent back to every h_t.
+    """
     if not radius > 0:
         raise ValueError(f"radius must be positive, got {radius}")
     w = random_matrix_with_radius(size, radius, generator)

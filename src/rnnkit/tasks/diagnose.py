@@ -4,7 +4,7 @@ Reads the norms of dL/dh_t that training recorded (``gradient_flow.jsonl``:
 at initialisation and at every evaluation) and writes a heat map (distance to
 the loss by training step), a line plot and a JSON summary into the run. A run
 without records (an older run) is measured now, at a fresh initialisation and
-with its best weights, when its task can rebuild its data.
+with its best weights, when its task can rebuild its data (the best weights are those of the best evaluation).
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ def _measure_now(run: RunDir, config: dict) -> list[dict]:
     fresh = build()
     trained = build()
     run.load_weights(trained)
+    evaluated = [r for r in run.read_metrics() if r.get("val_loss") is not None]
+    best_step = min(evaluated, key=lambda r: r["val_loss"])["step"] if evaluated else 0
     return [
         {"step": 0, **task.gradient_flow(fresh).as_dict()},
-        {"step": "best", **task.gradient_flow(trained).as_dict()},
+        {"step": best_step, **task.gradient_flow(trained).as_dict()},
     ]
 
 
@@ -83,9 +85,6 @@ def write_diagnosis(run: RunDir) -> dict:
     records = run.read_metrics(GRADIENT_FLOW)
     if not records:
         records = _measure_now(run, config)
-    for i, r in enumerate(records):  # the plots index training steps; "best" follows the last
-        if not isinstance(r["step"], int):
-            r["step"] = records[i - 1]["step"] if i else 0
     title = f"{config['task']}: {config.get('cell', '')}"
     gradient_flow_heatmap(records, run.file(HEATMAP), title)
     gradient_flow_lines(records, run.file(LINES), title)

@@ -117,6 +117,7 @@ class LongRangeTask:
         x, y = batch
         return problem_loss(self.problem, model_output(model, self.problem, x), y), None
 
+    @torch.no_grad()
     def score(self, model: nn.Module, data: tuple[Tensor, Tensor], chunk: int = 500) -> dict:
         """The metric (and accuracy) of a model on a data set, evaluated in chunks."""
         device = next(model.parameters()).device
