@@ -2,6 +2,7 @@
 
     python benchmarks/lab.py --part adding200   # LSTM, GRU (3 seeds), Elman, leaky, dilated Elman
     python benchmarks/lab.py --part adding600   # LSTM (chrono initialisation), 30 minutes
+    python benchmarks/lab.py --part adding600_default   # the same LSTM, default initialisation
     python benchmarks/lab.py --part copy        # LSTM and GRU, T = 100 and T = 1000
     python benchmarks/lab.py --part flow        # gradient flow at initialisation; the power method
 
@@ -74,6 +75,16 @@ def part_adding600(work: Path) -> dict:
     )  # fmt: skip
 
 
+def part_adding600_default(work: Path) -> dict:
+    """The same LSTM without the chrono initialisation (forget bias 1), for what made the difference."""
+    return compare(
+        work,
+        "adding600_lstm_default",
+        "--task", "adding", "--length", "600", "--minutes", "30", "--cells", "lstm",
+        "--seeds", "1", "--lr", "1e-3", "--eval-every", "200",
+    )  # fmt: skip
+
+
 def part_copy(work: Path) -> dict:
     runs = []
     for length, minutes in (("100", "10"), ("1000", "12")):
@@ -90,13 +101,15 @@ def part_copy(work: Path) -> dict:
 
 def part_flow(work: Path) -> dict:
     shrink = {}
-    for cell in ("elman", "leaky", "lstm", "gru"):
-        out = work / f"flow-{cell}"
-        rnnkit("lab", "gradients", "--cell", cell, "--task", "adding", "--length", "101",
-               "--steps", "0", "--out", str(out))  # fmt: skip
+    for cell, init in (("elman", "default"), ("leaky", "default"), ("lstm", "default"),
+                       ("lstm", "chrono"), ("gru", "default"), ("gru", "chrono")):  # fmt: skip
+        name = cell if init == "default" else f"{cell}-chrono"
+        out = work / f"flow-{name}"
+        rnnkit("lab", "gradients", "--cell", cell, "--init", init, "--task", "adding",
+               "--length", "101", "--steps", "0", "--out", str(out))  # fmt: skip
         summary = json.loads((out / "gradient_flow.json").read_text())
-        shrink[cell] = summary["summary"][0]["shrink_100"]
-        shutil.copy(out / "gradient_flow_lines.png", DOCS / f"flow_init_{cell}.png")
+        shrink[name] = summary["summary"][0]["shrink_100"]
+        shutil.copy(out / "gradient_flow_lines.png", DOCS / f"flow_init_{name}.png")
     power_out = work / "power"
     rnnkit("lab", "power", "--radii", "0.9,1.0,1.1", "--length", "200", "--out", str(power_out))
     power = json.loads((power_out / "power_method.json").read_text())
@@ -104,6 +117,7 @@ def part_flow(work: Path) -> dict:
     explode_out = work / "explode"
     rnnkit("lab", "explode", "--out", str(explode_out))
     explode = json.loads((explode_out / "explode.json").read_text())
+    shutil.copy(explode_out / "explode.png", DOCS / "explode.png")
     for run in explode["runs"]:
         run.pop("grad_norms")
     return {
@@ -118,6 +132,7 @@ def part_flow(work: Path) -> dict:
 PARTS = {
     "adding200": part_adding200,
     "adding600": part_adding600,
+    "adding600_default": part_adding600_default,
     "copy": part_copy,
     "flow": part_flow,
 }

@@ -234,6 +234,7 @@ def test_lab_explode_shows_what_clipping_prevents(tmp_path, capsys):
     assert unclipped["clip"] is None and clipped["clip"] == 1.0
     assert unclipped["non_finite_steps"] + unclipped["huge_steps"] > 0
     assert clipped["non_finite_steps"] == 0 and clipped["test_mse"] is not None
+    assert len(unclipped["grad_norms"]) == 40 and (tmp_path / "explode.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(

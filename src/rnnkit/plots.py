@@ -68,7 +68,9 @@ def _heatmap(ax, records: list[dict], layer: int, title: str) -> None:
         interpolation="nearest",
         extent=(-0.5, len(steps) - 0.5, -0.5, grid.shape[1] - 0.5),
     )
-    ticks = sorted({0, len(steps) - 1, *range(0, len(steps), max(1, len(steps) // 6))})
+    every = max(1, len(steps) // 6)
+    ticks = [i for i in range(0, len(steps), every) if len(steps) - 1 - i >= every / 2]
+    ticks.append(len(steps) - 1)
     ax.set_xticks(ticks, [str(steps[i]) for i in ticks])
     ax.set_xlabel("training step")
     ax.set_ylabel("distance to the loss (steps)")
@@ -198,4 +200,33 @@ def power_method_plot(results: list[dict], path: str | Path) -> None:
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3, axis="y")
     fig.suptitle("the power method: h_t = W^T h_(t-1)")
+    _save(fig, path)
+
+
+def explode_plot(runs: list[dict], path: str | Path, title: str = "") -> None:
+    """Gradient norm (before clipping) at every SGD step, non-finite steps marked at the top."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for run in runs:
+        norms = run["grad_norms"]
+        label = "no clipping" if run["clip"] is None else f"clipped at {run['clip']:g}"
+        finite = [(i, v) for i, v in enumerate(norms) if v is not None]
+        line = ax.semilogy(*zip(*finite, strict=True), label=label, alpha=0.85) if finite else None
+        bad = [i for i, v in enumerate(norms) if v is None]
+        if bad:
+            color = line[0].get_color() if line else "red"
+            ax.plot(
+                bad,
+                [1.0] * len(bad),
+                "x",
+                color=color,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                label=f"{label}: non-finite ({len(bad)})",
+            )
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("gradient norm before clipping")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     _save(fig, path)

@@ -27,6 +27,7 @@ def sgd_run(args: argparse.Namespace, clip: float | None) -> dict:
     data = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr)
     norms, losses, non_finite = [], [], 0
+    per_step: list[float | None] = []  # None where the gradient was not finite
     for _ in range(args.steps):
         x, y = adding_problem(args.batch_size, args.length, data)
         loss = F.mse_loss(model(x), y)
@@ -35,7 +36,9 @@ def sgd_run(args: argparse.Namespace, clip: float | None) -> dict:
         norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip or math.inf))
         if not (math.isfinite(norm) and math.isfinite(float(loss.detach()))):
             non_finite += 1  # the update is skipped: it would make every weight NaN
+            per_step.append(None)
             continue
+        per_step.append(norm)
         norms.append(norm)
         losses.append(float(loss.detach()))
         opt.step()
@@ -51,5 +54,5 @@ def sgd_run(args: argparse.Namespace, clip: float | None) -> dict:
         "initial_grad_norm": scale,
         "final_train_loss": statistics.mean(losses[-20:]) if losses else None,
         "test_mse": test if math.isfinite(test) else None,
-        "grad_norms": norms,
+        "grad_norms": per_step,
     }

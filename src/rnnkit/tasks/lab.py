@@ -21,7 +21,7 @@ import torch
 
 from ..cells import CELLS, check_positive_int
 from ..gradflow import linear_recurrence
-from ..plots import compare_curves, gradient_flow_grid, power_method_plot
+from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_method_plot
 from ..runs import CONFIG, GRADIENT_FLOW, RunDir, save_json
 from ..training import TrainConfig, Trainer, TrainingDiverged
 from . import longrange
@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--nonlinearity", default="tanh", choices=("tanh", "relu"), help="(default tanh)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/lab-explode", help="folder for the JSON")
+    p.add_argument("--out", default="runs/lab-explode", help="folder for the plot and JSON")
     p.set_defaults(run=explode)
 
 
@@ -520,7 +520,10 @@ def explode(args: argparse.Namespace) -> int:
     )
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "explode.json", {"radius": args.radius, "length": args.length, "runs": rows})
-    print(f"numbers: {out / 'explode.json'}")
+    explode_plot(
+        rows, out / "explode.png", f"Elman, spectral radius {args.radius:g} at the start, SGD"
+    )
+    print(f"plot: {out / 'explode.png'}; numbers: {out / 'explode.json'}")
     return 0
 
 
