@@ -12,4 +12,4 @@ def test_readme_python_blocks_run(capsys):
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
     out = capsys.readouterr().out.split()
-    assert out[:2] == ["True", "['layer_norm']"]
+    assert out[:3] == ["True", "['layer_norm']", "True"]

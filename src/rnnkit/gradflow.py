@@ -39,8 +39,8 @@ class GradientFlow:
     def as_dict(self) -> dict:
         return {"loss": self.loss, "layers": self.names, "norms": self.norms, "radii": self.radii}
 
-    def decay(self, layer: int = -1, distance: int | None = None) -> float:
-        """||dL/dh_T|| / ||dL/dh_{T-distance}|| of one layer (default: from the last step to the first).
+    def decay(self, layer: int = 0, distance: int | None = None) -> float:
+        """||dL/dh_T|| / ||dL/dh_{T-distance}|| of one layer (default: the first, over the whole sequence).
 
         Above one the gradient shrinks going back in time; 1000 means three
         orders of magnitude lost.

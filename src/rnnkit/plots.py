@@ -91,7 +91,7 @@ def gradient_flow_heatmap(records: list[dict], path: str | Path, title: str = ""
 
 
 def gradient_flow_lines(
-    records: list[dict], path: str | Path, title: str = "", layer: int = -1
+    records: list[dict], path: str | Path, title: str = "", layer: int = 0
 ) -> None:
     """||dL/dh_t|| against the distance to the loss, log scale, at a few points of training."""
     plt = _pyplot()
@@ -114,16 +114,20 @@ def gradient_flow_lines(
 
 
 def gradient_flow_grid(flows: dict[str, list[dict]], path: str | Path, title: str = "") -> None:
-    """Side by side: one heat map (top layer) per configuration, and their curves at initialisation."""
+    """Side by side: one heat map per configuration, and their curves at initialisation.
+
+    The first (bottom) layer is shown: its dL/dh_t carries every path back to
+    the inputs, through the skips of the layers above it in a dilated stack.
+    """
     plt = _pyplot()
     flows = {k: v for k, v in flows.items() if v}
     n = len(flows) + 1
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), dpi=100, squeeze=False)
     for ax, (name, records) in zip(axes[0], flows.items(), strict=False):
-        _heatmap(ax, records, -1, name)
+        _heatmap(ax, records, 0, name)
     ax = axes[0][-1]
     for name, records in flows.items():
-        norms = _by_distance(records[0]["norms"][-1])
+        norms = _by_distance(records[0]["norms"][0])
         shown = [(d, v) for d, v in enumerate(norms) if v > 0]
         if shown:
             ax.semilogy(*zip(*shown, strict=True), label=name)

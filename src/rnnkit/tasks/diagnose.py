@@ -65,7 +65,7 @@ def shrink(norms: list[float], distance: int) -> float | None:
 def summarise(records: list[dict]) -> list[dict]:
     out = []
     for r in records:
-        norms = r["norms"][-1]
+        norms = r["norms"][0]  # the bottom layer: every path back to the inputs ends there
         out.append(
             {
                 "step": r["step"],
@@ -105,7 +105,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _print(summary: dict, run: RunDir) -> None:
-    layer = summary["layers"][-1]
+    layer = summary["layers"][0]
     print(
         f"gradient flow of {layer} (the loss at the last step; shrink = ||dL/dh_T|| / ||dL/dh_(T-k)||)"
     )
