@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from rnnkit.cli import main
+from rnnkit.tasks.lab import draw_comparison
 
 ROOT = Path(__file__).resolve().parent
 RESULTS, DOCS = ROOT / "results", ROOT.parent / "docs" / "lab"
@@ -44,9 +45,22 @@ def compare(work: Path, name: str, *argv: str) -> dict:
     out = work / name
     text = rnnkit("lab", "compare", "--threads", "1", "--out", str(out), *argv)
     result = json.loads(text.strip().splitlines()[-1])
+    publish_plots(out, name)
+    return result
+
+
+def publish_plots(out: Path, name: str) -> None:
     for plot in ("curves.png", "gradient_flow.png"):
         shutil.copy(out / plot, DOCS / f"{name}_{plot}")
-    return result
+
+
+def replot(work: Path) -> None:
+    """Redraw the comparison plots of kept runs (--keep) with the current plotting code."""
+    for results in sorted(work.glob("*/results.json")):
+        summary = json.loads(results.read_text())
+        draw_comparison(results.parent, summary["results"], summary["task"], summary["length"])
+        publish_plots(results.parent, results.parent.name)
+        print(f"redrew {results.parent.name}")
 
 
 def part_adding200(work: Path) -> dict:
@@ -140,11 +154,19 @@ PARTS = {
 
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=sorted(PARTS), required=True)
+    parser.add_argument("--part", choices=sorted(PARTS))
     parser.add_argument("--keep", help="keep the run directories in this folder")
+    parser.add_argument(
+        "--replot", help="only redraw the plots of the parts kept in this folder (their --keep)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     DOCS.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        replot(Path(args.replot))
+        return
+    if not args.part:
+        parser.error("give --part or --replot")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rnnkit-lab-"))
     try:
         result = PARTS[args.part](work)

@@ -383,22 +383,7 @@ def compare(args: argparse.Namespace) -> int:
             flush=True,
         )
     _print_table(rows, baseline)
-    labels = [longrange.label(c, d) for c, d in configs]
-    compare_curves(
-        {
-            longrange.label(r["cell"], r["dilations"]) + f" s{r['seed']}": RunDir(
-                r["run"]
-            ).read_metrics()
-            for r in rows
-        },
-        baseline,
-        root / "curves.png",
-        f"{args.task}, T={args.length}",
-    )
-    flows = {label: RunDir(root / f"{label}-seed0").read_metrics(GRADIENT_FLOW) for label in labels}
-    gradient_flow_grid(
-        flows, root / "gradient_flow.png", f"{args.task}, T={args.length}: ||dL/dh_t||"
-    )
+    draw_comparison(root, rows, args.task, args.length)
     summary = {"task": args.task, "length": args.length, "results": rows}
     save_json(root / "results.json", summary)
     print(
@@ -406,6 +391,23 @@ def compare(args: argparse.Namespace) -> int:
     )
     print(json.dumps(summary))
     return 0
+
+
+def draw_comparison(root: Path, rows: list[dict], task: str, length: int) -> None:
+    """Learning curves of every run, and the gradient flow of each configuration's first seed."""
+    baseline = PROBLEMS[task].baseline(length)
+    curves = {
+        longrange.label(r["cell"], r["dilations"]) + f" s{r['seed']}": RunDir(
+            r["run"]
+        ).read_metrics()
+        for r in rows
+    }
+    compare_curves(curves, baseline, root / "curves.png", f"{task}, T={length}")
+    first = {}
+    for r in rows:
+        first.setdefault(longrange.label(r["cell"], r["dilations"]), r["run"])
+    flows = {label: RunDir(run).read_metrics(GRADIENT_FLOW) for label, run in first.items()}
+    gradient_flow_grid(flows, root / "gradient_flow.png", f"{task}, T={length}: ||dL/dh_t||")
 
 
 def _print_table(rows: list[dict], baseline: float) -> None:
