@@ -5,6 +5,7 @@
     python benchmarks/lab.py --part adding600_default   # the same LSTM, default initialisation
     python benchmarks/lab.py --part copy        # LSTM and GRU, T = 100 and T = 1000
     python benchmarks/lab.py --part flow        # gradient flow at initialisation; the power method
+    python benchmarks/lab.py --part recall      # delayed recall, T = 100: Elman, LSTM, GRU
 
 Each part writes benchmarks/results/lab_<part>.json and its plots into docs/lab/.
 Every run uses one thread (--threads), so two parts can run side by side on 2 cores.
@@ -113,6 +114,16 @@ def part_copy(work: Path) -> dict:
     return {"task": "copy", "results": runs}
 
 
+def part_recall(work: Path) -> dict:
+    """The delayed-recall problem (this project's own), T = 100, 4 minutes per cell."""
+    return compare(
+        work,
+        "recall100",
+        "--task", "recall", "--length", "100", "--minutes", "4", "--cells", "elman,lstm,gru",
+        "--seeds", "1", "--eval-every", "100",
+    )  # fmt: skip
+
+
 def part_flow(work: Path) -> dict:
     shrink = {}
     for cell, init in (("elman", "default"), ("leaky", "default"), ("lstm", "default"),
@@ -149,6 +160,7 @@ PARTS = {
     "adding600_default": part_adding600_default,
     "copy": part_copy,
     "flow": part_flow,
+    "recall": part_recall,
 }
 
 
