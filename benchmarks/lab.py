@@ -5,7 +5,7 @@
     python benchmarks/lab.py --part adding600_default   # the same LSTM, default initialisation
     python benchmarks/lab.py --part copy        # LSTM and GRU, T = 100 and T = 1000
     python benchmarks/lab.py --part flow        # gradient flow at initialisation; the power method
-    python benchmarks/lab.py --part recall      # delayed recall, T = 100: Elman, LSTM, GRU
+    python benchmarks/lab.py --part recall      # delayed recall, T = 100: Elman, LSTM, GRU (+ chrono)
 
 Each part writes benchmarks/results/lab_<part>.json and its plots into docs/lab/.
 Every run uses one thread (--threads), so two parts can run side by side on 2 cores.
@@ -115,13 +115,12 @@ def part_copy(work: Path) -> dict:
 
 
 def part_recall(work: Path) -> dict:
-    """The delayed-recall problem (this project's own), T = 100, 4 minutes per cell."""
-    return compare(
-        work,
-        "recall100",
-        "--task", "recall", "--length", "100", "--minutes", "4", "--cells", "elman,lstm,gru",
-        "--seeds", "1", "--eval-every", "100",
-    )  # fmt: skip
+    """The delayed-recall problem (this project's own), T = 100, 4 minutes per run."""
+    common = ("--task", "recall", "--length", "100", "--minutes", "4", "--seeds", "1")
+    plain = compare(work, "recall100", *common, "--cells", "elman,lstm,gru")
+    chrono = compare(work, "recall100_chrono", *common, "--cells", "lstm,gru", "--init", "chrono")
+    rows = plain["results"] + [{**r, "init": "chrono"} for r in chrono["results"]]
+    return {"task": "recall", "length": 100, "results": rows}
 
 
 def part_flow(work: Path) -> dict:

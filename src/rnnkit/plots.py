@@ -68,7 +68,7 @@ def _heatmap(ax, records: list[dict], layer: int, title: str) -> None:
         interpolation="nearest",
         extent=(-0.5, len(steps) - 0.5, -0.5, grid.shape[1] - 0.5),
     )
-    every = max(1, len(steps) // 6)
+    every = max(1, len(steps) // 4)
     ticks = [i for i in range(0, len(steps), every) if len(steps) - 1 - i >= 0.75 * every]
     ticks.append(len(steps) - 1)
     ax.set_xticks(ticks, [str(steps[i]) for i in ticks])
