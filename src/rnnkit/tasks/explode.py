@@ -45,13 +45,13 @@ def sgd_run(args: argparse.Namespace, clip: float | None) -> dict:
     test_x, test_y = adding_problem(2000, args.length, torch.Generator().manual_seed(args.seed + 1))
     with torch.no_grad():
         test = float(F.mse_loss(model(test_x), test_y))
-    scale = statistics.median(norms[:10]) if norms else math.nan
+    scale = statistics.median(norms[:10]) if norms else math.inf
     return {
         "clip": clip,
         "non_finite_steps": non_finite,
         "huge_steps": sum(n > HUGE_FACTOR * scale for n in norms),
-        "max_grad_norm": max(norms) if norms else math.nan,
-        "initial_grad_norm": scale,
+        "max_grad_norm": max(norms) if norms else None,  # None: no step had a finite gradient
+        "initial_grad_norm": scale if norms else None,
         "final_train_loss": statistics.mean(losses[-20:]) if losses else None,
         "test_mse": test if math.isfinite(test) else None,
         "grad_norms": per_step,

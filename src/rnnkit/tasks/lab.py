@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -513,8 +512,8 @@ def explode(args: argparse.Namespace) -> int:
         shown = "off" if r["clip"] is None else f"{r['clip']:g}"
         test = "nan" if r["test_mse"] is None else f"{r['test_mse']:.4f}"
         print(
-            f"{shown:>9s} {r['non_finite_steps']:11d} {r['huge_steps']:6d} {r['max_grad_norm']:10.3g} "
-            f"{r['initial_grad_norm']:9.3g} {test:>10s}"
+            f"{shown:>9s} {r['non_finite_steps']:11d} {r['huge_steps']:6d} {_norm(r['max_grad_norm']):>10s} "
+            f"{_norm(r['initial_grad_norm']):>9s} {test:>10s}"
         )
     print(
         "(non-finite: updates skipped; huge: a gradient norm over 100 times the median of the first "
@@ -529,5 +528,5 @@ def explode(args: argparse.Namespace) -> int:
     return 0
 
 
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _norm(value: float | None) -> str:
+    return "none finite" if value is None else f"{value:.3g}"
