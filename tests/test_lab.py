@@ -264,3 +264,14 @@ def test_lab_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path)
 def test_diagnose_refuses_what_is_not_a_run(tmp_path, capsys):
     code, _, err = cli(capsys, "diagnose", tmp_path / "missing")
     assert code == 2 and "does not exist" in err
+
+
+def test_lab_explode_writes_strict_json_when_nothing_stays_finite(tmp_path, capsys):
+    # relu with radius 4: the forward pass itself overflows; clipping cannot help there
+    code, stdout, err = cli(capsys, "lab", "explode", "--radius", "4", "--nonlinearity", "relu",
+                            "--steps", "5", "--out", tmp_path)  # fmt: skip
+    assert code == 0, err
+    text = (tmp_path / "explode.json").read_text()
+    runs = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))["runs"]
+    assert all(r["non_finite_steps"] == 5 and r["max_grad_norm"] is None for r in runs)
+    assert "none finite" in stdout
