@@ -126,7 +126,7 @@ def test_chrono_and_radius_options_reach_the_model():
     bias = (model.rnn.cells[0].bias_ih + model.rnn.cells[0].bias_hh).detach()
     assert float(bias[16:32].std()) > 0.3  # spread forget biases, not a constant 1
     model = longrange.build_model(_config(cell="elman", radius=1.5))
-    from rnnkit.gradflow import spectral_radius
+    from rnnkit.diagnostics import spectral_radius
 
     assert spectral_radius(model.rnn.cells[0].weight_hh) == pytest.approx(1.5, rel=1e-4)
 

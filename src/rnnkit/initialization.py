@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .cells import GRUCell, LSTMCell, RecurrentCell
-from .gradflow import spectral_radius
+from .diagnostics import spectral_radius
 
 
 def _cells(module: nn.Module) -> list[RecurrentCell]:

@@ -13,7 +13,7 @@ A task describes its training through three things (``TrainingTask``):
   is better) driving best weights and early stopping; ``"solved": True``
   ends training (a task with a success criterion, such as the lab's).
 
-A task may also define ``gradient_flow(model) -> rnnkit.gradflow.GradientFlow``;
+A task may also define ``gradient_flow(model) -> rnnkit.diagnostics.GradientFlow``;
 the trainer then records the norms of dL/dh_t at initialisation and at every
 evaluation in the run's ``gradient_flow.jsonl`` (read by ``rnnkit diagnose``).
 

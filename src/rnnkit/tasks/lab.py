@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..cells import CELLS, check_positive_int
-from ..gradflow import linear_recurrence
+from ..diagnostics import linear_recurrence
 from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_method_plot
 from ..runs import CONFIG, GRADIENT_FLOW, RunDir, save_json
 from ..training import TrainConfig, Trainer, TrainingDiverged

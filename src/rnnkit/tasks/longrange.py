@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..gradflow import GradientFlow, gradient_flow
+from ..diagnostics import GradientFlow, gradient_flow
 from ..initialization import chrono_init_, scale_recurrent_radius_
 from ..models import SequenceClassifier, SequenceRegressor, SequenceTagger
 from ..recurrent import RNN

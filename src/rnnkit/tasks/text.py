@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import decoding
-from ..gradflow import GradientFlow, gradient_flow
+from ..diagnostics import GradientFlow, gradient_flow
 from ..models import SequenceTagger
 from ..recurrent import RNN
 from ..runs import RunDir

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from rnnkit import RNN, Recurrent
 from rnnkit.cells import ElmanCell, GRUCell, LeakyCell, LSTMCell
-from rnnkit.gradflow import (
+from rnnkit.diagnostics import (
     gradient_flow,
     linear_recurrence,
     recurrent_radii,
