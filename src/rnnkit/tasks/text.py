@@ -364,7 +364,10 @@ def build_model(config: dict) -> SequenceTagger:
 def diagnosis(config: dict) -> tuple[Callable[[], SequenceTagger], TextProbe]:
     """What ``rnnkit diagnose`` needs to measure a text run afresh: a model builder and a probe."""
     source = config["data"]
-    corpus = load_corpus(None if source["kind"] == "stdlib" else source["path"])
+    try:
+        corpus = load_corpus(None if source["kind"] == "stdlib" else source["path"])
+    except ValueError as error:
+        raise ValueError(f"cannot re-read the run's text to measure it: {error}") from None
     _, val_ids = split(
         Vocab(config["vocab"]).encode(corpus.text, strict=False), config["val_fraction"]
     )
