@@ -1,0 +1,1 @@
+"""Forecasting from a CSV of measurements: data, windows, baselines and metrics (issue 5, in progress)."""
