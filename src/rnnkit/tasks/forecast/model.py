@@ -1,0 +1,79 @@
+"""The forecaster: the past W steps in, the next H steps of K targets out, with any cell.
+
+Two strategies, the lecture's two ways to produce several outputs:
+
+* ``direct``: many-to-one. The RNN reads the window; after its last step
+  one linear layer emits all H x K values at once.
+* ``seq2seq``: an encoder-decoder. The encoder's final state conditions a
+  decoder that emits one step at a time, fed its previous output (the true
+  one while training, with a teacher-forcing ratio), starting from the last
+  observed values of the targets.
+
+Inputs and outputs are in the model's units; ``rnnkit.tasks.forecast.prepare``
+maps data to them and back.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...cells import check_choice, check_positive_int
+from ...models import SequenceRegressor
+from ...recurrent import RNN
+from ...seq2seq import EncoderDecoder
+
+STRATEGIES = ("direct", "seq2seq")
+
+
+class Forecaster(nn.Module):
+    """``forward(x, y=None) -> (B, H, K)`` for x of shape (B, W, C).
+
+    ``target_channels`` are the positions of the K targets among the C input
+    channels (the seq2seq decoder starts from their last values). ``y``, the
+    true future, is only used by ``seq2seq`` while training (teacher forcing).
+
+    Example::
+
+        model = Forecaster("lstm", input_size=6, target_channels=[0], horizon=7)
+        forecast = model(torch.randn(32, 30, 6))     # (32, 7, 1)
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        target_channels: list[int],
+        horizon: int,
+        hidden: int = 64,
+        layers: int = 1,
+        strategy: str = "direct",
+        dropout: float = 0.0,
+        teacher_forcing: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.strategy = check_choice("strategy", strategy, STRATEGIES)
+        self.horizon = check_positive_int("horizon", horizon)
+        if not target_channels or any(not 0 <= c < input_size for c in target_channels):
+            raise ValueError(
+                f"target_channels must index the {input_size} inputs, got {target_channels}"
+            )
+        self.register_buffer("target_channels", torch.tensor(target_channels), persistent=False)
+        self.targets = len(target_channels)
+        self.teacher_forcing = teacher_forcing
+        encoder = RNN(cell, input_size, hidden, num_layers=layers, dropout=dropout)
+        if self.strategy == "direct":
+            self.net = SequenceRegressor(encoder, self.horizon * self.targets, dropout=dropout)
+        else:
+            decoder = RNN(cell, self.targets, hidden, num_layers=layers, dropout=dropout)
+            self.net = EncoderDecoder(encoder, decoder, output_size=self.targets)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        batch = x.shape[0]
+        if self.strategy == "direct":
+            return self.net(x).view(batch, self.horizon, self.targets)
+        last = x[:, -1, self.target_channels]  # (B, K): where the decoder starts
+        if y is not None and self.training:
+            tgt_in = torch.cat([last.unsqueeze(1), y[:, :-1]], 1)
+            return self.net(x, tgt_in, teacher_forcing=self.teacher_forcing)
+        return self.net.generate_values(x, last, self.horizon)

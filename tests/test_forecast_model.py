@@ -1,0 +1,91 @@
+"""The forecaster and the normalisations: round trips, trends, both strategies with every cell."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.cells import CELLS
+from rnnkit.tasks.forecast import metrics, prepare, windows
+from rnnkit.tasks.forecast.model import Forecaster
+
+
+def windowed(series, window, horizon):
+    origins = windows.window_origins((0, len(series)), window, horizon)
+    x, y = windows.gather_windows(series, series[:, :1], origins, window, horizon)
+    return origins, x, y
+
+
+@pytest.mark.parametrize("normalise", prepare.NORMALISATIONS)
+def test_the_true_future_survives_the_round_trip(normalise):
+    rng = np.random.default_rng(0)
+    series = np.cumsum(rng.normal(size=(80, 3)), 0)
+    _, x, y = windowed(series, 10, 4)
+    encoded = prepare.encode(x, y, [0], normalise)
+    assert encoded.inputs.shape == x.shape and encoded.targets.shape == y.shape
+    assert np.allclose(prepare.decode(encoded.targets.astype(np.float64), encoded), y, atol=1e-4)
+
+
+@pytest.mark.parametrize("normalise", ["window", "diff"])
+def test_a_trend_beyond_the_training_range_looks_like_any_other_window(normalise):
+    series = (0.5 * np.arange(300.0))[:, None]  # a straight line, far above where it started
+    _, x, y = windowed(series, 12, 3)
+    encoded = prepare.encode(x, y, [0], normalise)
+    assert np.allclose(encoded.inputs, encoded.inputs[0], atol=1e-5)  # every window the same
+    assert np.allclose(encoded.targets, encoded.targets[0], atol=1e-5)
+    raw = prepare.encode(x, y, [0], "none")
+    assert np.ptp(raw.inputs) > 100  # unnormalised, the last windows lie far outside the first
+
+
+def test_unknown_normalisation_is_named():
+    with pytest.raises(ValueError, match="--normalise must be one of none, window, diff"):
+        prepare.encode(np.zeros((1, 2, 1)), np.zeros((1, 1, 1)), [0], "minmax")
+
+
+@pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_every_cell_with_both_strategies(cell, strategy):
+    model = Forecaster(
+        cell, input_size=4, target_channels=[0, 2], horizon=5, hidden=8, strategy=strategy
+    )
+    x, y = torch.randn(3, 9, 4), torch.randn(3, 5, 2)
+    model.train()
+    out = model(x, y)
+    assert out.shape == (3, 5, 2)
+    out.square().mean().backward()
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (3, 5, 2)
+
+
+def test_forecaster_rejects_bad_target_channels():
+    with pytest.raises(ValueError, match="target_channels must index the 3 inputs"):
+        Forecaster("gru", input_size=3, target_channels=[3], horizon=2)
+
+
+@pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
+def test_a_noisy_seasonal_series_is_forecast_better_than_persistence(strategy):
+    rng = np.random.default_rng(1)
+    t = np.arange(600.0)
+    series = (np.sin(2 * np.pi * t / 12) + 0.1 * rng.normal(size=600))[:, None]
+    split = windows.chronological_split(600, 24, 6)
+    train = windows.window_origins(split.train, 24, 6)
+    test = windows.window_origins(split.test, 24, 6)
+    x, y = windows.gather_windows(series, series, train, 24, 6)
+    torch.manual_seed(0)
+    model = Forecaster("gru", 1, [0], 6, hidden=32, strategy=strategy)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    xs, ys = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    for _ in range(150):
+        batch = torch.randint(len(xs), (64,))
+        loss = (model(xs[batch], ys[batch]) - ys[batch]).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    xt, yt = windows.gather_windows(series, series, test, 24, 6)
+    with torch.no_grad():
+        forecast = model(torch.tensor(xt, dtype=torch.float32)).numpy()
+    scale = metrics.seasonal_naive_scale(series[slice(*split.train)], 12)
+    ours = metrics.errors(forecast, yt, scale)["mae"]
+    naive = metrics.errors(metrics.persistence(series, test, 6), yt, scale)["mae"]
+    assert ours < 0.5 * naive
