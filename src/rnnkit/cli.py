@@ -12,6 +12,7 @@ import sys
 from . import __version__
 from .cpu import keep_freed_memory
 from .tasks import demo, diagnose, lab, text
+from .tasks.forecast import cli as forecast
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo, text, lab, diagnose]
+TASKS = [demo, text, forecast, lab, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,4 +76,10 @@ class Forecaster(nn.Module):
         if y is not None and self.training:
             tgt_in = torch.cat([last.unsqueeze(1), y[:, :-1]], 1)
             return self.net(x, tgt_in, teacher_forcing=self.teacher_forcing)
-        return self.net.generate_values(x, last, self.horizon)
+        # each step fed the previous prediction; under autograd when enabled (gradient diagnostics)
+        enc = self.net.encode(x)
+        state, previous, outs = enc["state"], last, []
+        for _ in range(self.horizon):
+            previous, state, _ = self.net.step(previous, state, enc)
+            outs.append(previous)
+        return torch.stack(outs, 1)

@@ -1,0 +1,191 @@
+"""`rnnkit forecast train | eval`: a CSV of measurements to a trained forecaster, set beside its baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from ...runs import RunDir
+from ..common import add_train_options, check_model_options, open_run, run_training
+from . import prepare
+from .data import FILLS
+from .model import STRATEGIES
+from .sources import BUILTIN
+from .task import ForecastTask, build_model, build_series, evaluate_test
+
+TASK = "forecast"
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 64,
+    "layers": 1,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "eval_every": 100,
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    forecast = subparsers.add_parser(
+        "forecast", help="forecast time series from a CSV, against baselines"
+    )
+    verbs = forecast.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(forecast))
+    p = verbs.add_parser(
+        "train",
+        help="train a forecaster on a CSV (or a built-in data set)",
+        description="Train on the past --window steps to forecast the next --horizon steps of the targets. "
+        "The series is split in time order (train, validation, test); scaling is fitted on the training "
+        "part only and no window crosses a split. Without --steps, --epochs or --minutes it trains for 2 minutes.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--csv", help="a CSV file with a header row")
+    g.add_argument(
+        "--data",
+        choices=sorted(BUILTIN),
+        help="a built-in data set when no --csv is given (default seattle-weather)",
+    )
+    g.add_argument("--target", help="comma-separated target columns (default: the data set's)")
+    g.add_argument("--features", help="comma-separated input columns besides the targets")
+    g.add_argument("--time-col", help="the time column (gives calendar features and the season)")
+    g.add_argument(
+        "--fill", choices=FILLS, help="what to do with missing values (default: refuse them)"
+    )
+    g.add_argument("--window", type=int, default=30, help="past steps the model reads (default 30)")
+    g.add_argument("--horizon", type=int, default=7, help="future steps it forecasts (default 7)")
+    g.add_argument(
+        "--season",
+        type=int,
+        help="season length for seasonal naive and MASE (default: from the time column)",
+    )
+    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--test-fraction", type=float, default=0.2)
+    g.add_argument(
+        "--no-calendar", action="store_true", help="no calendar features from the time column"
+    )
+    g = p.add_argument_group("forecaster")
+    g.add_argument("--strategy", choices=STRATEGIES, default="direct", help="(default direct)")
+    g.add_argument(
+        "--normalise",
+        choices=prepare.NORMALISATIONS,
+        default="none",
+        help="per-window normalisation or differencing for series with a trend (default none)",
+    )
+    add_train_options(p, **DEFAULTS)
+    p.set_defaults(run=train)
+
+    p = verbs.add_parser(
+        "eval", help="MAE, RMSE, sMAPE, MASE on the test part, model and baselines"
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(run=evaluate)
+
+
+def _names(text: str | None) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+def data_config(args: argparse.Namespace) -> dict:
+    if args.csv and args.data:
+        raise ValueError("give --csv or --data, not both")
+    if args.csv:
+        if not args.target:
+            raise ValueError("--csv needs --target: the column(s) to forecast")
+        source, time_col = {"kind": "csv", "path": args.csv}, args.time_col
+        targets, features = _names(args.target), _names(args.features)
+    else:
+        name = args.data or "seattle-weather"
+        known = BUILTIN[name]
+        source, time_col = {"kind": "builtin", "name": name}, known["time"]
+        targets = _names(args.target) or known["target"]
+        features = _names(args.features) if args.features is not None else known["features"]
+    overlap = set(targets) & set(features)
+    if overlap:
+        raise ValueError(f"{', '.join(sorted(overlap))} is both a target and a feature")
+    return {
+        "source": source,
+        "targets": targets,
+        "features": features,
+        "time_col": time_col,
+        "fill": args.fill,
+        "calendar": not args.no_calendar,
+        "season": args.season,
+    }
+
+
+def train(args: argparse.Namespace) -> int:
+    if args.steps is None and args.epochs is None and args.minutes is None:
+        args.minutes = 2.0
+    check_model_options(args)
+    if args.bidirectional:
+        raise ValueError(
+            "--bidirectional would read the future of the window's last step: not for forecasting"
+        )
+    if args.season is not None and args.season < 1:
+        raise ValueError(f"--season must be >= 1, got {args.season}")
+    config = {
+        "task": TASK,
+        **data_config(args),
+        "window": args.window,
+        "horizon": args.horizon,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "strategy": args.strategy,
+        "normalise": args.normalise,
+        "cell": args.cell,
+        "hidden": args.hidden,
+        "layers": args.layers,
+        "dropout": args.dropout,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    series = build_series(config)  # every data error surfaces before a run directory is made
+    config["season"] = series.season
+    config["channels"] = series.names
+    config["scaler"] = series.scaler.state()
+    comparable = tuple(k for k in config if k not in ("task", "scaler"))
+    run = open_run(args, TASK, config, comparable)
+    torch.manual_seed(args.seed)
+    model = build_model(config, len(series.names))
+    task = ForecastTask(series, config)
+    print(
+        f"forecast {', '.join(config['targets'])}: {len(series.values)} steps "
+        f"(train {series.split.train[1]}, validation {series.split.val[1] - series.split.val[0]}, "
+        f"test {series.split.test[1] - series.split.test[0]}), {len(series.names)} input channels, "
+        f"window {args.window}, horizon {args.horizon}, season {series.season}; "
+        f"{args.cell} {args.strategy}, normalise {args.normalise}; run in {run.path}",
+        flush=True,
+    )
+    steps_per_epoch = max(1, len(task.batches.x) // task.batches.batch)
+    result = run_training(model, task, args, run, config, steps_per_epoch, f"forecast: {args.cell}")
+    print(f"best validation MAE {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
+    run.load_weights(model)
+    report(evaluate_test(model.cpu(), series, config), config)
+    return 0
+
+
+def report(result: dict, config: dict) -> None:
+    rows = [("model", result["model"])] + list(result["baselines"].items())
+    print(
+        f"test part, {result['origins']} origins, horizon {result['horizon']} "
+        f"(MASE scaled by the in-sample seasonal naive error, season {result['season']}):"
+    )
+    print(f"{'':16s} {'MAE':>9s} {'RMSE':>9s} {'sMAPE %':>8s} {'MASE':>7s}")
+    for name, m in rows:
+        print(f"{name:16s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['smape']:8.2f} {m['mase']:7.3f}")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    run = RunDir(args.run_dir)
+    config = run.read_config()
+    if config["task"] != TASK:
+        raise ValueError(f"{args.run_dir} holds a {config['task']!r} run, not a forecast run")
+    series = build_series(config)
+    model = build_model(config, len(series.names))
+    run.load_weights(model)
+    result = evaluate_test(model, series, config)
+    report(result, config)
+    if args.json:
+        print(json.dumps(result))
+    return 0

@@ -1,0 +1,179 @@
+"""A forecasting run's data, assembled once from its config, and its training task.
+
+Channels are the targets first, then the features, then the calendar
+features of the time column. The whole matrix is standardised with the
+training part's statistics; windows are cut inside each part
+(``windows``) and presented in the model's units (``prepare``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...diagnostics import GradientFlow, gradient_flow
+from . import metrics, prepare, windows
+from .data import Table, calendar_features, infer_season, read_csv
+from .model import Forecaster
+from .sources import load_builtin
+
+
+@dataclass
+class Series:
+    """The scaled series of a run, its split and its scaler."""
+
+    values: np.ndarray  # (N, C) globally standardised
+    raw_targets: np.ndarray  # (N, K) in the data's own units
+    names: list[str]  # channel names, targets first
+    targets: int  # K
+    times: np.ndarray | None
+    split: windows.Split
+    scaler: windows.Scaler
+    season: int
+
+    def origins(self, part: str, window: int, horizon: int) -> np.ndarray:
+        return windows.window_origins(self.split.part(part), window, horizon)
+
+    def unscale_targets(self, values: np.ndarray) -> np.ndarray:
+        """(..., K) from the scaled units back to the data's own."""
+        k = self.targets
+        return values * self.scaler.std[:k] + self.scaler.mean[:k]
+
+
+def load_table(config: dict) -> Table:
+    columns = config["targets"] + config["features"]
+    if config["source"]["kind"] == "csv":
+        return read_csv(
+            config["source"]["path"], columns, config.get("time_col"), config.get("fill")
+        )
+    return load_builtin(config["source"]["name"], columns, config.get("fill"))
+
+
+def build_series(config: dict, table: Table | None = None) -> Series:
+    table = table if table is not None else load_table(config)
+    names = config["targets"] + config["features"]
+    matrix = table.matrix(names)
+    if table.times is not None and config.get("calendar", True):
+        extra, extra_names = calendar_features(table.times)
+        matrix, names = np.concatenate([matrix, extra], 1), names + extra_names
+    split = windows.chronological_split(
+        len(matrix),
+        config["window"],
+        config["horizon"],
+        config["val_fraction"],
+        config["test_fraction"],
+    )
+    scaler = windows.Scaler.fit(matrix[slice(*split.train)])
+    season = config.get("season") or infer_season(table.times)
+    k = len(config["targets"])
+    return Series(
+        scaler.transform(matrix), matrix[:, :k].copy(), names, k, table.times, split, scaler, season
+    )
+
+
+def build_model(config: dict, input_size: int) -> Forecaster:
+    return Forecaster(
+        config["cell"],
+        input_size,
+        list(range(len(config["targets"]))),
+        config["horizon"],
+        hidden=config["hidden"],
+        layers=config["layers"],
+        strategy=config["strategy"],
+        dropout=config["dropout"],
+    )
+
+
+def part_windows(series: Series, part: str, config: dict) -> tuple[np.ndarray, prepare.Windows]:
+    origins = series.origins(part, config["window"], config["horizon"])
+    k = series.targets
+    x, y = windows.gather_windows(
+        series.values, series.values[:, :k], origins, config["window"], config["horizon"]
+    )
+    return origins, prepare.encode(x, y, list(range(k)), config["normalise"])
+
+
+@torch.no_grad()
+def forecast(
+    model: nn.Module, encoded: prepare.Windows, series: Series, chunk: int = 1024
+) -> np.ndarray:
+    """Forecasts (n, H, K) in the data's own units."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    outs = []
+    for start in range(0, len(encoded.inputs), chunk):
+        x = torch.as_tensor(encoded.inputs[start : start + chunk], device=device)
+        outs.append(model(x).double().cpu().numpy())
+    model.train(was)
+    return series.unscale_targets(prepare.decode(np.concatenate(outs), encoded))
+
+
+class WindowBatches:
+    """Random minibatches of training windows, resumable."""
+
+    def __init__(self, encoded: prepare.Windows, batch: int, seed: int) -> None:
+        self.x = torch.from_numpy(encoded.inputs)
+        self.y = torch.from_numpy(encoded.targets)
+        self.batch = min(batch, len(self.x))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        index = torch.randint(len(self.x), (self.batch,), generator=self.generator)
+        return self.x[index], self.y[index]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class ForecastTask:
+    """Trains on the training windows; validates by the MAE in the data's units on the validation part."""
+
+    def __init__(self, series: Series, config: dict) -> None:
+        self.series, self.config = series, config
+        _, train = part_windows(series, "train", config)
+        self.batches = WindowBatches(train, config["batch_size"], config["seed"])
+        _, self.val = part_windows(series, "val", config)
+        self.val_actual = series.unscale_targets(
+            prepare.decode(self.val.targets.astype(np.float64), self.val)
+        )
+
+    def loss(self, model: nn.Module, batch, carry):
+        x, y = batch
+        return F.mse_loss(model(x, y), y), None
+
+    def evaluate(self, model: nn.Module) -> dict:
+        predicted = forecast(model, self.val, self.series)
+        return {"val_loss": float(np.abs(predicted - self.val_actual).mean())}
+
+    def gradient_flow(self, model: nn.Module) -> GradientFlow:
+        x = torch.from_numpy(self.val.inputs[:32]).to(next(model.parameters()).device)
+        return gradient_flow(model, lambda m: m(x)[:, 0].square().mean())
+
+
+def evaluate_test(model: nn.Module, series: Series, config: dict) -> dict:
+    """Model and baselines on the test part, by rolling origin: the JSON of ``forecast eval``."""
+    origins, encoded = part_windows(series, "test", config)
+    horizon = config["horizon"]
+    actual = np.stack([series.raw_targets[o : o + horizon] for o in origins])
+    raw = series.raw_targets
+    scale = metrics.seasonal_naive_scale(raw[slice(*series.split.train)], series.season)
+    baselines = {
+        "persistence": metrics.persistence(raw, origins, horizon),
+        "seasonal_naive": metrics.seasonal_naive(raw, origins, horizon, series.season),
+        "mean": metrics.training_mean(raw[slice(*series.split.train)], origins, horizon),
+    }
+    return {
+        "model": metrics.errors(forecast(model, encoded, series), actual, scale),
+        "baselines": {k: metrics.errors(v, actual, scale) for k, v in baselines.items()},
+        "horizon": horizon,
+        "origins": int(len(origins)),
+        "season": series.season,
+    }

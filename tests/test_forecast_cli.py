@@ -1,0 +1,114 @@
+"""`rnnkit forecast train | eval` end to end on small CSV files, and its one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rnnkit.cli import main
+
+
+def cli(capsys, *args):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    days = np.arange("2020-01-01", "2020-12-31", dtype="datetime64[D]")
+    t = np.arange(len(days))
+    load = 10 + 3 * np.sin(2 * np.pi * t / 7) + 0.3 * rng.normal(size=len(t))
+    temp = 15 + 8 * np.sin(2 * np.pi * t / 365) + rng.normal(size=len(t))
+    path = tmp_path_factory.mktemp("data") / "load.csv"
+    rows = ["day,load,temp"] + [
+        f"{d},{a:.3f},{b:.3f}" for d, a, b in zip(days, load, temp, strict=True)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+SMALL = [
+    "--window",
+    "14",
+    "--horizon",
+    "3",
+    "--steps",
+    "40",
+    "--eval-every",
+    "20",
+    "--hidden",
+    "16",
+]
+
+
+@pytest.mark.parametrize(
+    "strategy, normalise", [("direct", "none"), ("seq2seq", "window"), ("direct", "diff")]
+)
+def test_train_then_eval_json(csv_file, tmp_path, capsys, strategy, normalise):
+    out = tmp_path / "run"
+    code, stdout, err = cli(capsys, "forecast", "train", "--csv", csv_file, "--target", "load", "--features",
+                            "temp", "--time-col", "day", "--strategy", strategy, "--normalise", normalise,
+                            *SMALL, "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert "season 7" in stdout and "persistence" in stdout and "seasonal_naive" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["channels"][:2] == ["load", "temp"] and "weekday_sin" in config["channels"]
+    code, stdout, err = cli(capsys, "forecast", "eval", out, "--json")
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["horizon"] == 3 and result["origins"] > 50
+    assert set(result["baselines"]) == {"persistence", "seasonal_naive", "mean"}
+    for scores in [result["model"], *result["baselines"].values()]:
+        assert set(scores) == {"mae", "rmse", "smape", "mase", "by_step"}
+        assert len(scores["by_step"]["mae"]) == 3
+        assert scores["mae"] == pytest.approx(np.mean(scores["by_step"]["mae"]))
+    # a weekly series: seasonal naive is the baseline to beat here
+    b = result["baselines"]
+    assert b["seasonal_naive"]["mae"] < min(b["persistence"]["mae"], b["mean"]["mae"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target", "lod"], "has no column 'lod'; its columns are day, load, temp"),
+        ([], "--csv needs --target"),
+        (["--target", "load", "--features", "load"], "load is both a target and a feature"),
+        (
+            ["--target", "load", "--window", "200"],
+            "needs at least 207 steps, so the series needs about 2070",
+        ),
+        (["--target", "load", "--bidirectional"], "--bidirectional would read the future"),
+        (["--target", "load", "--data", "stocks"], "give --csv or --data, not both"),
+    ],
+)
+def test_bad_forecast_input_is_one_line_and_status_2(csv_file, tmp_path, capsys, args, message):
+    code, _, err = cli(capsys, "forecast", "train", "--csv", csv_file, "--time-col", "day", *args,
+                       "--steps", "2", "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()  # nothing is created before the data are checked
+
+
+def test_missing_values_are_located_then_filled(tmp_path, capsys):
+    values = [f"{np.sin(i / 3):.3f}" for i in range(200)]
+    values[5] = values[9] = ""
+    path = tmp_path / "gappy.csv"
+    path.write_text("t,x\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    code, _, err = cli(capsys, "forecast", "train", "--csv", path, "--target", "x", "--window", "8",
+                       "--horizon", "2", "--steps", "2", "--out", tmp_path / "a")  # fmt: skip
+    assert code == 2 and "'x' at lines 7, 11" in err
+    code, _, err = cli(capsys, "forecast", "train", "--csv", path, "--target", "x", "--window", "8",
+                       "--horizon", "2", "--steps", "2", "--fill", "interpolate", "--out", tmp_path / "b")  # fmt: skip
+    assert code == 0, err
+
+
+def test_builtin_seattle_weather(tmp_path, capsys):
+    pytest.importorskip("vega_datasets")
+    code, stdout, err = cli(capsys, "forecast", "train", "--steps", "3", "--eval-every", "3",
+                            "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    assert "forecast temp_max: 1461 steps" in stdout
