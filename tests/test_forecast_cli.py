@@ -1,6 +1,7 @@
 """`rnnkit forecast train | eval` end to end on small CSV files, and its one-line errors."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -67,6 +68,19 @@ def test_train_then_eval_json(csv_file, tmp_path, capsys, strategy, normalise):
         assert set(scores) == {"mae", "rmse", "smape", "mase", "by_step"}
         assert len(scores["by_step"]["mae"]) == 3
         assert scores["mae"] == pytest.approx(np.mean(scores["by_step"]["mae"]))
+    # predict: the 3 days after the file's last one, as CSV and plots
+    code, stdout, err = cli(capsys, "forecast", "predict", out)
+    assert code == 0, err
+    lines = (out / "forecast.csv").read_text().splitlines()
+    assert lines[0] == "time,load" and len(lines) == 4
+    assert lines[1].startswith("2020-12-31") and lines[3].startswith("2021-01-02")
+    assert all(math.isfinite(float(line.split(",")[1])) for line in lines[1:])
+    for png in ("forecast.png", "forecast_error_by_horizon.png"):
+        assert (out / png).stat().st_size > 0
+    short = tmp_path / "short.csv"
+    short.write_text("day,load\n2021-01-01,3\n")
+    code, _, err = cli(capsys, "forecast", "predict", out, "--csv", short)
+    assert code == 2 and "has no column 'temp'; its columns are day, load" in err
     # a weekly series: seasonal naive is the baseline to beat here
     b = result["baselines"]
     assert b["seasonal_naive"]["mae"] < min(b["persistence"]["mae"], b["mean"]["mae"])

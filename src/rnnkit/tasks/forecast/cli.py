@@ -1,9 +1,10 @@
-"""`rnnkit forecast train | eval`: a CSV of measurements to a trained forecaster, set beside its baselines."""
+"""`rnnkit forecast train | predict | eval`: a CSV of measurements to a trained forecaster, set beside its baselines."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -12,8 +13,9 @@ from ..common import add_train_options, check_model_options, open_run, run_train
 from . import prepare
 from .data import FILLS
 from .model import STRATEGIES
+from .output import forecast_after_end, plot_error_by_horizon, plot_forecast, write_forecast_csv
 from .sources import BUILTIN
-from .task import ForecastTask, build_model, build_series, evaluate_test
+from .task import ForecastTask, build_model, build_series, evaluate_test, load_table
 
 TASK = "forecast"
 DEFAULTS = {
@@ -73,6 +75,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
+
+    p = verbs.add_parser(
+        "predict",
+        help="forecast the steps after the end of a CSV (default: the run's own data); CSV and plots",
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument(
+        "--csv", help="a CSV with the run's columns (default: the data the run was trained on)"
+    )
+    p.add_argument(
+        "--out", help="CSV of forecasts to write (default RUN/forecast.csv); PNGs beside it"
+    )
+    p.set_defaults(run=predict)
 
     p = verbs.add_parser(
         "eval", help="MAE, RMSE, sMAPE, MASE on the test part, model and baselines"
@@ -176,11 +191,16 @@ def report(result: dict, config: dict) -> None:
         print(f"{name:16s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['smape']:8.2f} {m['mase']:7.3f}")
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    run = RunDir(args.run_dir)
+def load_run(path: str) -> tuple[RunDir, dict]:
+    run = RunDir(path)
     config = run.read_config()
     if config["task"] != TASK:
-        raise ValueError(f"{args.run_dir} holds a {config['task']!r} run, not a forecast run")
+        raise ValueError(f"{path} holds a {config['task']!r} run, not a forecast run")
+    return run, config
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    run, config = load_run(args.run_dir)
     series = build_series(config)
     model = build_model(config, len(series.names))
     run.load_weights(model)
@@ -188,4 +208,31 @@ def evaluate(args: argparse.Namespace) -> int:
     report(result, config)
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    run, config = load_run(args.run_dir)
+    source = dict(config)
+    if args.csv:
+        source["source"] = {"kind": "csv", "path": args.csv}
+    table = load_table(source)
+    model = build_model(config, len(config["channels"]))
+    run.load_weights(model)
+    times, values = forecast_after_end(model, table, config)
+    out = Path(args.out) if args.out else run.file("forecast.csv")
+    if out.exists() and out.is_dir():
+        raise ValueError(f"--out {out} is a folder, not a file")
+    write_forecast_csv(out, times, values, config["targets"])
+    history = table.matrix(config["targets"])
+    plot_forecast(out.with_suffix(".png"), table.times, history, times, values, config)
+    series = build_series(config) if not args.csv else None
+    if series is not None:
+        result = evaluate_test(model, series, config)
+        plot_error_by_horizon(out.with_name(out.stem + "_error_by_horizon.png"), result)
+    print(
+        f"forecast of the {config['horizon']} steps after the end: {out} (plot: {out.with_suffix('.png')})"
+    )
+    for t, row in zip(times, values, strict=True):
+        print(f"  {t}  " + "  ".join(f"{v:.4f}" for v in row))
     return 0

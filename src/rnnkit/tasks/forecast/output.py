@@ -1,0 +1,98 @@
+"""What ``forecast predict`` hands a user: the forecast after the series' end, as CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...plots import _pyplot, _save
+from ...runs import atomic_write
+from . import prepare, windows
+from .data import Table, calendar_features, median_step_seconds
+
+
+def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np.ndarray]:
+    """The H steps after the table's last row, with their timestamps (or step numbers)."""
+    window, horizon, k = config["window"], config["horizon"], len(config["targets"])
+    if len(table) < window:
+        raise ValueError(f"the series has {len(table)} rows; the model reads the last {window}")
+    names = config["targets"] + config["features"]
+    matrix = table.matrix(names)
+    if table.times is not None and config.get("calendar", True):
+        extra, extra_names = calendar_features(table.times)
+        if names + extra_names != config["channels"]:
+            raise ValueError(
+                "the time column's sampling differs from the run's: its calendar features do not match"
+            )
+        matrix = np.concatenate([matrix, extra], 1)
+    if matrix.shape[1] != len(config["channels"]):
+        raise ValueError(
+            f"the run reads {len(config['channels'])} channels, the data give {matrix.shape[1]}"
+        )
+    scaler = windows.Scaler.from_state(config["scaler"])  # the training statistics, never refitted
+    x = scaler.transform(matrix[-window:])[None]
+    encoded = prepare.encode(x, np.zeros((1, horizon, k)), list(range(k)), config["normalise"])
+    model.eval()
+    with torch.no_grad():
+        pred = model(torch.as_tensor(encoded.inputs)).double().numpy()
+    values = prepare.decode(pred, encoded)[0] * scaler.std[:k] + scaler.mean[:k]
+    if table.times is not None:
+        step = np.timedelta64(int(round(median_step_seconds(table.times))), "s")
+        times = [str(table.times[-1] + step * (h + 1)) for h in range(horizon)]
+    else:
+        times = [str(len(table) + h) for h in range(horizon)]
+    return times, values
+
+
+def write_forecast_csv(
+    path: Path, times: list[str], values: np.ndarray, targets: list[str]
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["time", *targets])
+    for t, row in zip(times, values, strict=True):
+        writer.writerow([t, *(f"{v:.6g}" for v in row)])
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+
+
+def plot_forecast(
+    path: Path, history_times, history: np.ndarray, times: list[str], values, config
+) -> None:
+    """The last stretch of history and the forecast after it, one panel per target."""
+    plt = _pyplot()
+    k = len(config["targets"])
+    fig, axes = plt.subplots(k, 1, figsize=(9, 3.2 * k), dpi=100, squeeze=False)
+    shown = min(len(history), 6 * config["window"])
+    if history_times is not None:
+        past = history_times[-shown:].astype("datetime64[s]").astype(object)
+        future = np.array(times, dtype="datetime64[s]").astype(object)
+    else:
+        past = np.arange(len(history) - shown, len(history))
+        future = np.arange(len(history), len(history) + len(times))
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(past, history[-shown:, i], color="tab:blue", label="history")
+        ax.plot(future, values[:, i], "o-", color="tab:orange", markersize=3, label="forecast")
+        ax.set_ylabel(config["targets"][i])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.autofmt_xdate()
+    _save(fig, path)
+
+
+def plot_error_by_horizon(path: Path, result: dict) -> None:
+    """Test MAE at each horizon step: the model against every baseline."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
+    steps = np.arange(1, result["horizon"] + 1)
+    ax.plot(steps, result["model"]["by_step"]["mae"], "o-", linewidth=2, label="model")
+    for name, scores in result["baselines"].items():
+        ax.plot(steps, scores["by_step"]["mae"], "--", label=name)
+    ax.set_xlabel("steps ahead")
+    ax.set_ylabel("test MAE")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
