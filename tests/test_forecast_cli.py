@@ -126,3 +126,12 @@ def test_builtin_seattle_weather(tmp_path, capsys):
                             "--out", tmp_path / "run")  # fmt: skip
     assert code == 0, err
     assert "forecast temp_max: 1461 steps" in stdout
+
+
+def test_builtin_airline_ships_with_rnnkit(tmp_path, capsys):
+    code, stdout, err = cli(capsys, "forecast", "train", "--data", "airline", "--steps", "3",
+                            "--eval-every", "3", "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    assert (
+        "forecast passengers: 144 steps" in stdout and "window 12, horizon 6, season 12" in stdout
+    )

@@ -54,14 +54,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--fill", choices=FILLS, help="what to do with missing values (default: refuse them)"
     )
-    g.add_argument("--window", type=int, default=30, help="past steps the model reads (default 30)")
-    g.add_argument("--horizon", type=int, default=7, help="future steps it forecasts (default 7)")
+    g.add_argument(
+        "--window",
+        type=int,
+        help="past steps the model reads (default 30; built-in sets: their own)",
+    )
+    g.add_argument(
+        "--horizon",
+        type=int,
+        help="future steps it forecasts (default 7; built-in sets: their own)",
+    )
     g.add_argument(
         "--season",
         type=int,
         help="season length for seasonal naive and MASE (default: from the time column)",
     )
-    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--val-fraction", type=float, help="(default 0.1; built-in sets: their own)")
     g.add_argument("--test-fraction", type=float, default=0.2)
     g.add_argument(
         "--no-calendar", action="store_true", help="no calendar features from the time column"
@@ -105,6 +113,12 @@ def _names(text: str | None) -> list[str]:
 def data_config(args: argparse.Namespace) -> dict:
     if args.csv and args.data:
         raise ValueError("give --csv or --data, not both")
+    own = {"window": 30, "horizon": 7, "val_fraction": 0.1}
+    if not args.csv:
+        own = {k: BUILTIN[args.data or "seattle-weather"][k] for k in own}
+    for key, value in own.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.csv:
         if not args.target:
             raise ValueError("--csv needs --target: the column(s) to forecast")
