@@ -5,17 +5,7 @@ import math
 
 import numpy as np
 import pytest
-
-from rnnkit.cli import main
-
-
-def cli(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli as cli
 
 
 @pytest.fixture(scope="module")

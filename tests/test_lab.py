@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli as cli
 
-from rnnkit.cli import main
 from rnnkit.runs import RunDir
 from rnnkit.tasks import longrange
 from rnnkit.tasks.synthetic import PROBLEMS, adding_problem, copy_memory, delayed_recall
@@ -132,13 +132,6 @@ def test_chrono_and_radius_options_reach_the_model():
 
 
 # -- the command line ------------------------------------------------------------------
-def cli(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as stop:  # argparse's own errors
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 TINY = ["--hidden", "12", "--batch-size", "8", "--val-size", "50", "--test-size", "50"]
