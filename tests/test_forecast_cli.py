@@ -125,3 +125,42 @@ def test_builtin_airline_ships_with_rnnkit(tmp_path, capsys):
     assert (
         "forecast passengers: 144 steps" in stdout and "window 12, horizon 6, season 12" in stdout
     )
+
+
+def test_quantile_forecasts_report_coverage_and_write_intervals(csv_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = cli(capsys, "forecast", "train", "--csv", csv_file, "--target", "load",
+                            "--time-col", "day", "--strategy", "direct", "--quantiles", "0.1,0.9",
+                            *SMALL, "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert "interval 0.1-0.9 (nominal 80%): covers" in stdout
+    code, stdout, err = cli(capsys, "forecast", "eval", out, "--json")
+    interval = json.loads(stdout.strip().splitlines()[-1])["interval"]
+    assert 0.0 <= interval["coverage"] <= 1.0 and len(interval["by_step"]) == 3
+    assert interval["width"] > 0 and interval["nominal"] == pytest.approx(0.8)
+    assert cli(capsys, "forecast", "predict", out)[0] == 0
+    header, first = (out / "forecast.csv").read_text().splitlines()[:2]
+    assert header == "time,load,load_q0.1,load_q0.5,load_q0.9"
+    low, mid, high = map(float, first.split(",")[2:])
+    assert low <= mid <= high and float(first.split(",")[1]) == mid
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--quantiles", "0.1,0.9", "--strategy", "seq2seq"],
+            "--quantiles needs --strategy direct",
+        ),
+        (
+            ["--quantiles", "0.1,0.9", "--strategy", "direct", "--normalise", "diff"],
+            "a sum of quantiles",
+        ),
+        (["--quantiles", "0.1,x"], "is not a comma-separated list of numbers"),
+        (["--quantiles", "0,0.5"], "strictly between 0 and 1"),
+    ],
+)
+def test_bad_quantile_options(csv_file, tmp_path, capsys, args, message):
+    code, _, err = cli(capsys, "forecast", "train", "--csv", csv_file, "--target", "load", *args,
+                       "--steps", "2", "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and message in err

@@ -89,3 +89,30 @@ def test_a_noisy_seasonal_series_is_forecast_better_than_persistence(strategy):
     ours = metrics.errors(forecast, yt, scale)["mae"]
     naive = metrics.errors(metrics.persistence(series, test, 6), yt, scale)["mae"]
     assert ours < 0.5 * naive
+
+
+def test_quantiles_always_hold_the_median_and_stay_in_range():
+    from rnnkit.tasks.forecast.model import check_quantiles
+
+    assert check_quantiles([0.9, 0.1]) == [0.1, 0.5, 0.9]
+    assert check_quantiles([]) == []
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        check_quantiles([0.1, 1.0])
+    with pytest.raises(ValueError, match="need --strategy direct"):
+        Forecaster("gru", 2, [0], 3, quantiles=[0.1, 0.9], strategy="seq2seq")
+
+
+def test_pinball_loss_by_hand_and_its_minimiser_is_the_quantile():
+    from rnnkit.tasks.forecast.model import pinball_loss
+
+    pred = torch.tensor([[1.0, 2.0]])  # quantiles 0.1 and 0.9 of a target 3
+    loss = pinball_loss(pred, torch.tensor([3.0]), [0.1, 0.9])
+    assert loss.item() == pytest.approx((0.1 * 2 + 0.9 * 1) / 2)
+    samples = torch.randn(4000)
+    grid = torch.linspace(-3, 3, 601)
+    losses = [pinball_loss(g.expand(4000, 1), samples, [0.9]).item() for g in grid]
+    best = grid[int(np.argmin(losses))].item()
+    assert best == pytest.approx(float(samples.quantile(0.9)), abs=0.02)
+    model = Forecaster("lstm", 3, [0, 1], 4, hidden=8, quantiles=[0.2, 0.8])
+    out = model(torch.randn(5, 6, 3))
+    assert out.shape == (5, 4, 2, 3) and bool((out.diff(dim=-1) >= 0).all())  # never crossing

@@ -12,7 +12,7 @@ from ...runs import RunDir
 from ..common import add_train_options, check_model_options, open_run, run_training
 from . import prepare
 from .data import FILLS
-from .model import STRATEGIES
+from .model import STRATEGIES, check_quantiles
 from .output import forecast_after_end, plot_error_by_horizon, plot_forecast, write_forecast_csv
 from .sources import BUILTIN
 from .task import ForecastTask, build_model, build_series, evaluate_test, load_table
@@ -82,6 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="window",
         help="per-window normalisation or differencing for series with a trend (default window)",
     )
+    g.add_argument(
+        "--quantiles",
+        help="e.g. 0.1,0.5,0.9: forecast these quantiles (pinball loss; the median is the point "
+        "forecast) and report the interval's coverage; needs --strategy direct",
+    )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
 
@@ -104,6 +109,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=evaluate)
+
+
+def parse_quantiles(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--quantiles: {text!r} is not a comma-separated list of numbers"
+        ) from None
+    return check_quantiles(values)
 
 
 def _names(text: str | None) -> list[str]:
@@ -154,6 +171,15 @@ def train(args: argparse.Namespace) -> int:
         )
     if args.season is not None and args.season < 1:
         raise ValueError(f"--season must be >= 1, got {args.season}")
+    quantiles = parse_quantiles(args.quantiles)
+    if quantiles and args.strategy != "direct":
+        raise ValueError(
+            "--quantiles needs --strategy direct (seq2seq feeds back one value per step)"
+        )
+    if quantiles and args.normalise == "diff":
+        raise ValueError(
+            "--quantiles cannot go with --normalise diff: a sum of quantiles is not a quantile"
+        )
     config = {
         "task": TASK,
         **data_config(args),
@@ -163,6 +189,7 @@ def train(args: argparse.Namespace) -> int:
         "test_fraction": args.test_fraction,
         "strategy": args.strategy,
         "normalise": args.normalise,
+        "quantiles": quantiles or None,
         "cell": args.cell,
         "hidden": args.hidden,
         "layers": args.layers,
@@ -204,6 +231,12 @@ def report(result: dict, config: dict) -> None:
     print(f"{'':16s} {'MAE':>9s} {'RMSE':>9s} {'sMAPE %':>8s} {'MASE':>7s}")
     for name, m in rows:
         print(f"{name:16s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['smape']:8.2f} {m['mase']:7.3f}")
+    interval = result.get("interval")
+    if interval:
+        print(
+            f"interval {interval['lower']:g}-{interval['upper']:g} (nominal {100 * interval['nominal']:.0f}%): "
+            f"covers {100 * interval['coverage']:.1f}% of the test values, mean width {interval['width']:.4f}"
+        )
 
 
 def load_run(path: str) -> tuple[RunDir, dict]:
@@ -238,7 +271,7 @@ def predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run.file("forecast.csv")
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a folder, not a file")
-    write_forecast_csv(out, times, values, config["targets"])
+    write_forecast_csv(out, times, values, config["targets"], config.get("quantiles"))
     history = table.matrix(config["targets"])
     plot_forecast(out.with_suffix(".png"), table.times, history, times, values, config)
     series = build_series(config) if not args.csv else None
@@ -248,6 +281,8 @@ def predict(args: argparse.Namespace) -> int:
     print(
         f"forecast of the {config['horizon']} steps after the end: {out} (plot: {out.with_suffix('.png')})"
     )
+    median = config["quantiles"].index(0.5) if config.get("quantiles") else None
     for t, row in zip(times, values, strict=True):
-        print(f"  {t}  " + "  ".join(f"{v:.4f}" for v in row))
+        point = row if median is None else row[:, median]
+        print(f"  {t}  " + "  ".join(f"{v:.4f}" for v in point))
     return 0

@@ -64,3 +64,13 @@ def seasonal_naive(
 def training_mean(train: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
     """The mean of the training part, whatever the origin."""
     return np.broadcast_to(train.mean(0), (len(origins), horizon, train.shape[1])).copy()
+
+
+def coverage(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> dict:
+    """Share of actual values inside [lower, upper], overall and ``by_step``; and the mean width."""
+    inside = (actual >= lower) & (actual <= upper)
+    return {
+        "coverage": float(inside.mean()),
+        "width": float((upper - lower).mean()),
+        "by_step": [float(v) for v in inside.mean((0, 2))],
+    }

@@ -15,6 +15,8 @@ maps data to them and back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -27,7 +29,7 @@ STRATEGIES = ("direct", "seq2seq")
 
 
 class Forecaster(nn.Module):
-    """``forward(x, y=None) -> (B, H, K)`` for x of shape (B, W, C).
+    """``forward(x, y=None) -> (B, H, K)`` for x of shape (B, W, C); (B, H, K, Q) with ``quantiles``.
 
     ``target_channels`` are the positions of the K targets among the C input
     channels (the seq2seq decoder starts from their last values). ``y``, the
@@ -50,9 +52,15 @@ class Forecaster(nn.Module):
         strategy: str = "direct",
         dropout: float = 0.0,
         teacher_forcing: float = 1.0,
+        quantiles: Sequence[float] = (),
     ) -> None:
         super().__init__()
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
+        self.quantiles = check_quantiles(quantiles)
+        if self.quantiles and self.strategy != "direct":
+            raise ValueError(
+                "quantile forecasts need --strategy direct (seq2seq feeds back one value per step)"
+            )
         self.horizon = check_positive_int("horizon", horizon)
         if not target_channels or any(not 0 <= c < input_size for c in target_channels):
             raise ValueError(
@@ -63,7 +71,8 @@ class Forecaster(nn.Module):
         self.teacher_forcing = teacher_forcing
         encoder = RNN(cell, input_size, hidden, num_layers=layers, dropout=dropout)
         if self.strategy == "direct":
-            self.net = SequenceRegressor(encoder, self.horizon * self.targets, dropout=dropout)
+            width = self.horizon * self.targets * max(1, len(self.quantiles))
+            self.net = SequenceRegressor(encoder, width, dropout=dropout)
         else:
             decoder = RNN(cell, self.targets, hidden, num_layers=layers, dropout=dropout)
             self.net = EncoderDecoder(encoder, decoder, output_size=self.targets)
@@ -71,7 +80,10 @@ class Forecaster(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         batch = x.shape[0]
         if self.strategy == "direct":
-            return self.net(x).view(batch, self.horizon, self.targets)
+            out = self.net(x)
+            if self.quantiles:  # (B, H, K, Q), sorted so that quantiles never cross
+                return out.view(batch, self.horizon, self.targets, -1).sort(-1).values
+            return out.view(batch, self.horizon, self.targets)
         last = x[:, -1, self.target_channels]  # (B, K): where the decoder starts
         if y is not None and self.training:
             tgt_in = torch.cat([last.unsqueeze(1), y[:, :-1]], 1)
@@ -83,3 +95,20 @@ class Forecaster(nn.Module):
             previous, state, _ = self.net.step(previous, state, enc)
             outs.append(previous)
         return torch.stack(outs, 1)
+
+
+def check_quantiles(quantiles: Sequence[float]) -> list[float]:
+    """Sorted, distinct, in (0, 1), and always holding the median (the point forecast)."""
+    values = sorted({float(q) for q in quantiles})
+    if any(not 0.0 < q < 1.0 for q in values):
+        raise ValueError(f"--quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
+    if values and 0.5 not in values:
+        values = sorted(values + [0.5])
+    return values
+
+
+def pinball_loss(pred: Tensor, target: Tensor, quantiles: Sequence[float]) -> Tensor:
+    """Mean quantile (pinball) loss of pred (..., Q) against target (...)."""
+    q = torch.tensor(quantiles, dtype=pred.dtype, device=pred.device)
+    error = target.unsqueeze(-1) - pred
+    return torch.maximum(q * error, (q - 1) * error).mean()

@@ -39,7 +39,13 @@ def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np
     model.eval()
     with torch.no_grad():
         pred = model(torch.as_tensor(encoded.inputs)).double().numpy()
-    values = prepare.decode(pred, encoded)[0] * scaler.std[:k] + scaler.mean[:k]
+    if pred.ndim == 4:  # quantiles: (H, K, Q)
+        values = np.stack(
+            [prepare.decode(pred[..., q], encoded)[0] for q in range(pred.shape[-1])], -1
+        )
+        values = values * scaler.std[:k, None] + scaler.mean[:k, None]
+    else:
+        values = prepare.decode(pred, encoded)[0] * scaler.std[:k] + scaler.mean[:k]
     if table.times is not None:
         step = np.timedelta64(int(round(median_step_seconds(table.times))), "s")
         times = [str(table.times[-1] + step * (h + 1)) for h in range(horizon)]
@@ -49,13 +55,18 @@ def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np
 
 
 def write_forecast_csv(
-    path: Path, times: list[str], values: np.ndarray, targets: list[str]
+    path: Path, times: list[str], values: np.ndarray, targets: list[str], quantiles=None
 ) -> None:
+    """time, then each target (the median of a quantile model) and its quantiles as target_qX."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["time", *targets])
+    header = ["time", *targets]
+    if quantiles:
+        header += [f"{t}_q{q:g}" for t in targets for q in quantiles]
+    writer.writerow(header)
     for t, row in zip(times, values, strict=True):
-        writer.writerow([t, *(f"{v:.6g}" for v in row)])
+        cells = [*row[:, quantiles.index(0.5)], *row.reshape(-1)] if quantiles else list(row)
+        writer.writerow([t, *(f"{v:.6g}" for v in cells)])
     atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
 
 
@@ -73,9 +84,14 @@ def plot_forecast(
     else:
         past = np.arange(len(history) - shown, len(history))
         future = np.arange(len(history), len(history) + len(times))
+    quantiles = config.get("quantiles")
     for i, ax in enumerate(axes[:, 0]):
         ax.plot(past, history[-shown:, i], color="tab:blue", label="history")
-        ax.plot(future, values[:, i], "o-", color="tab:orange", markersize=3, label="forecast")
+        point = values[:, i, quantiles.index(0.5)] if quantiles else values[:, i]
+        if quantiles:
+            ax.fill_between(future, values[:, i, 0], values[:, i, -1], color="tab:orange", alpha=0.25,
+                            label=f"{quantiles[0]:g}-{quantiles[-1]:g} interval")  # fmt: skip
+        ax.plot(future, point, "o-", color="tab:orange", markersize=3, label="forecast")
         ax.set_ylabel(config["targets"][i])
         ax.grid(alpha=0.3)
         ax.legend()

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ...diagnostics import GradientFlow, gradient_flow
 from . import metrics, prepare, windows
 from .data import Table, calendar_features, infer_season, read_csv
-from .model import Forecaster
+from .model import Forecaster, pinball_loss
 from .sources import load_builtin
 
 
@@ -85,6 +85,7 @@ def build_model(config: dict, input_size: int) -> Forecaster:
         layers=config["layers"],
         strategy=config["strategy"],
         dropout=config["dropout"],
+        quantiles=config.get("quantiles") or (),
     )
 
 
@@ -97,11 +98,17 @@ def part_windows(series: Series, part: str, config: dict) -> tuple[np.ndarray, p
     return origins, prepare.encode(x, y, list(range(k)), config["normalise"])
 
 
+def median_index(config: dict) -> int | None:
+    """Where the median sits among a quantile model's outputs (None for a point model)."""
+    quantiles = config.get("quantiles") or []
+    return quantiles.index(0.5) if quantiles else None
+
+
 @torch.no_grad()
 def forecast(
     model: nn.Module, encoded: prepare.Windows, series: Series, chunk: int = 1024
 ) -> np.ndarray:
-    """Forecasts (n, H, K) in the data's own units."""
+    """Forecasts (n, H, K) in the data's own units; (n, H, K, Q) for a quantile model."""
     device = next(model.parameters()).device
     was = model.training
     model.eval()
@@ -110,7 +117,16 @@ def forecast(
         x = torch.as_tensor(encoded.inputs[start : start + chunk], device=device)
         outs.append(model(x).double().cpu().numpy())
     model.train(was)
-    return series.unscale_targets(prepare.decode(np.concatenate(outs), encoded))
+    pred = np.concatenate(outs)
+    if pred.ndim == 4:  # every quantile maps back like a point forecast (window or none only)
+        return np.stack(
+            [
+                series.unscale_targets(prepare.decode(pred[..., q], encoded))
+                for q in range(pred.shape[-1])
+            ],
+            -1,
+        )
+    return series.unscale_targets(prepare.decode(pred, encoded))
 
 
 class WindowBatches:
@@ -147,10 +163,16 @@ class ForecastTask:
 
     def loss(self, model: nn.Module, batch, carry):
         x, y = batch
+        quantiles = self.config.get("quantiles")
+        if quantiles:
+            return pinball_loss(model(x), y, quantiles), None
         return F.mse_loss(model(x, y), y), None
 
     def evaluate(self, model: nn.Module) -> dict:
         predicted = forecast(model, self.val, self.series)
+        median = median_index(self.config)
+        if median is not None:
+            predicted = predicted[..., median]
         return {"val_loss": float(np.abs(predicted - self.val_actual).mean())}
 
     def gradient_flow(self, model: nn.Module) -> GradientFlow:
@@ -170,10 +192,21 @@ def evaluate_test(model: nn.Module, series: Series, config: dict) -> dict:
         "seasonal_naive": metrics.seasonal_naive(raw, origins, horizon, series.season),
         "mean": metrics.training_mean(raw[slice(*series.split.train)], origins, horizon),
     }
-    return {
-        "model": metrics.errors(forecast(model, encoded, series), actual, scale),
+    predicted = forecast(model, encoded, series)
+    median = median_index(config)
+    result = {
+        "model": metrics.errors(
+            predicted if median is None else predicted[..., median], actual, scale
+        ),
         "baselines": {k: metrics.errors(v, actual, scale) for k, v in baselines.items()},
         "horizon": horizon,
         "origins": int(len(origins)),
         "season": series.season,
     }
+    if median is not None:
+        quantiles = config["quantiles"]
+        result["interval"] = metrics.coverage(predicted[..., 0], predicted[..., -1], actual)
+        result["interval"].update(
+            lower=quantiles[0], upper=quantiles[-1], nominal=quantiles[-1] - quantiles[0]
+        )
+    return result
