@@ -1,6 +1,8 @@
 """Forecasting targets (issue 5), as a benchmark: the model beside baselines and classical peers.
 
     python benchmarks/forecast.py --minutes 1      # Seattle daily maximum temperature, W=30, H=7
+    python benchmarks/forecast.py --part airline --minutes 0.5   # with and without normalisation, 3 seeds
+    python benchmarks/forecast.py --part stocks --minutes 0.5    # against the random walk, 3 seeds
 
 Trains a small grid of rnnkit forecasters (strategy x normalisation x cell),
 picks the one with the best validation MAE, and reports every configuration
@@ -75,12 +77,57 @@ def autoreg_forecast(y, split, part):
     return origins, out[:, :, None]
 
 
+def normalisation_part(name: str, minutes: float, seeds: int = 3) -> None:
+    """A built-in set's default model with each normalisation, several seeds, beside the baselines."""
+    rows: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        for normalise in ("none", "window", "diff"):
+            for seed in range(seeds):
+                out = Path(work) / f"{normalise}-{seed}"
+                started = time.perf_counter()
+                rnnkit("forecast", "train", "--data", name, "--normalise", normalise, "--seed", seed,
+                       "--minutes", minutes, "--out", out)  # fmt: skip
+                seconds = time.perf_counter() - started
+                result = json.loads(
+                    rnnkit("forecast", "eval", out, "--json").strip().splitlines()[-1]
+                )
+                rows.setdefault(f"rnnkit, normalise {normalise}", []).append(
+                    {**result["model"], "seconds": round(seconds, 1)}
+                )
+                print(
+                    f"{normalise:7s} seed {seed}: test MAE {result['model']['mae']:.3f}", flush=True
+                )
+        baselines = result["baselines"]
+    print(f"\n{name}: test MAE (mean over {seeds} seeds; per seed)")
+    summary = {}
+    for label, runs in rows.items():
+        maes = [r["mae"] for r in runs]
+        summary[label] = {"mae_mean": float(np.mean(maes)), "mae": maes, "mase": [r["mase"] for r in runs],
+                          "seconds": [r["seconds"] for r in runs]}  # fmt: skip
+        print(f"{label:28s} {np.mean(maes):9.3f}  ({', '.join(f'{m:.2f}' for m in maes)})")
+    for label, scores in baselines.items():
+        summary[label] = {"mae_mean": scores["mae"], "mase": scores["mase"]}
+        print(f"{label:28s} {scores['mae']:9.3f}")
+    out = {
+        "data": name,
+        "minutes_per_model": minutes,
+        "origins": result["origins"],
+        "results": summary,
+    }
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / f"forecast_{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("seattle", "airline", "stocks"), default="seattle")
     parser.add_argument(
         "--minutes", type=float, default=1.0, help="training budget per configuration"
     )
     args = parser.parse_args()
+    if args.part != "seattle":
+        normalisation_part(args.part, args.minutes)
+        return
     table = load_builtin("seattle-weather", ["temp_max"], None)
     y = table.columns["temp_max"]
     split = windows.chronological_split(len(y), WINDOW, HORIZON, 0.1, 0.2)
