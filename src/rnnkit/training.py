@@ -81,6 +81,19 @@ class BatchSource(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+class SeededSource:
+    """Base of batch sources drawn from their own random generator: the generator is the position."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
 class TrainingTask(Protocol):
     batches: BatchSource
 

@@ -84,6 +84,15 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     )
 
 
+def number_list(flag: str, text: str, kind: type = float) -> list:
+    """'1,2,4' -> [1, 2, 4] as ``kind``, or a one-line error naming ``flag``."""
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise ValueError(f"{flag}: {text!r} is not a comma-separated list of {what}") from None
+
+
 def train_config(args: argparse.Namespace, steps_per_epoch: int) -> TrainConfig:
     steps = args.steps
     if args.epochs is not None:

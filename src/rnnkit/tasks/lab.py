@@ -24,6 +24,7 @@ from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_meth
 from ..runs import CONFIG, GRADIENT_FLOW, RunDir, save_json
 from ..training import TrainConfig, Trainer, TrainingDiverged
 from . import longrange
+from .common import number_list
 from .diagnose import write_diagnosis
 from .synthetic import PROBLEMS
 
@@ -430,10 +431,7 @@ def _print_table(rows: list[dict], baseline: float) -> None:
 
 
 def _radii(text: str) -> list[float]:
-    try:
-        radii = [float(r) for r in text.split(",") if r.strip()]
-    except ValueError:
-        raise ValueError(f"--radii: {text!r} is not a comma-separated list of numbers") from None
+    radii = number_list("--radii", text)
     if not radii or any(not r > 0 for r in radii):
         raise ValueError(f"--radii must list positive numbers, got {text!r}")
     return radii

@@ -13,6 +13,8 @@ from ..diagnostics import GradientFlow, gradient_flow
 from ..initialization import chrono_init_, scale_recurrent_radius_
 from ..models import SequenceClassifier, SequenceRegressor, SequenceTagger
 from ..recurrent import RNN
+from ..training import SeededSource
+from .common import number_list
 from .synthetic import PROBLEMS, LongRangeProblem
 
 # Offsets of the generator seeds, so that training, validation, test and probe data never meet.
@@ -73,21 +75,15 @@ def accuracy(problem: LongRangeProblem, out: Tensor, y: Tensor) -> float | None:
     return float((out.argmax(-1) == y).float().mean())
 
 
-class GeneratedBatches:
+class GeneratedBatches(SeededSource):
     """An endless, resumable stream of freshly generated training batches."""
 
     def __init__(self, problem: LongRangeProblem, batch: int, length: int, seed: int) -> None:
+        super().__init__(seed)
         self.problem, self.batch, self.length = problem, batch, length
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __next__(self) -> tuple[Tensor, Tensor]:
         return self.problem.generate(self.batch, self.length, self.generator)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
 
 class LongRangeTask:
@@ -175,12 +171,7 @@ def parameter_count(model: nn.Module) -> int:
 
 def parse_dilations(text: str) -> list[int]:
     """'1,2,4,8' -> [1, 2, 4, 8], with a one-line error for anything else."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(
-            f"--dilations: {text!r} is not a comma-separated list of integers"
-        ) from None
+    values = number_list("--dilations", text, int)
     if not values or any(v < 1 for v in values):
         raise ValueError(f"--dilations: {text!r} must list integers >= 1, one per layer")
     return values

@@ -9,7 +9,13 @@ from pathlib import Path
 import torch
 
 from ...runs import RunDir
-from ..common import add_train_options, check_model_options, open_run, run_training
+from ..common import (
+    add_train_options,
+    check_model_options,
+    number_list,
+    open_run,
+    run_training,
+)
 from . import prepare
 from .data import FILLS
 from .model import STRATEGIES, check_quantiles
@@ -114,13 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def parse_quantiles(text: str | None) -> list[float]:
     if not text:
         return []
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(
-            f"--quantiles: {text!r} is not a comma-separated list of numbers"
-        ) from None
-    return check_quantiles(values)
+    return check_quantiles(number_list("--quantiles", text))
 
 
 def _names(text: str | None) -> list[str]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...diagnostics import GradientFlow, gradient_flow
+from ...training import SeededSource
 from . import metrics, prepare, windows
 from .data import Table, calendar_features, infer_season, read_csv
 from .model import Forecaster, pinball_loss
@@ -129,24 +130,18 @@ def forecast(
     return series.unscale_targets(prepare.decode(pred, encoded))
 
 
-class WindowBatches:
+class WindowBatches(SeededSource):
     """Random minibatches of training windows, resumable."""
 
     def __init__(self, encoded: prepare.Windows, batch: int, seed: int) -> None:
+        super().__init__(seed)
         self.x = torch.from_numpy(encoded.inputs)
         self.y = torch.from_numpy(encoded.targets)
         self.batch = min(batch, len(self.x))
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __next__(self) -> tuple[Tensor, Tensor]:
         index = torch.randint(len(self.x), (self.batch,), generator=self.generator)
         return self.x[index], self.y[index]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
 
 class ForecastTask:
