@@ -39,13 +39,7 @@ def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np
     model.eval()
     with torch.no_grad():
         pred = model(torch.as_tensor(encoded.inputs)).double().numpy()
-    if pred.ndim == 4:  # quantiles: (H, K, Q)
-        values = np.stack(
-            [prepare.decode(pred[..., q], encoded)[0] for q in range(pred.shape[-1])], -1
-        )
-        values = values * scaler.std[:k, None] + scaler.mean[:k, None]
-    else:
-        values = prepare.decode(pred, encoded)[0] * scaler.std[:k] + scaler.mean[:k]
+    values = scaler.inverse_targets(prepare.decode(pred, encoded), k)[0]  # (H, K) or (H, K, Q)
     if table.times is not None:
         step = np.timedelta64(int(round(median_step_seconds(table.times))), "s")
         times = [str(table.times[-1] + step * (h + 1)) for h in range(horizon)]

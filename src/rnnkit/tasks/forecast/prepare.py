@@ -61,7 +61,9 @@ def encode(x: np.ndarray, y: np.ndarray, channels: list[int], normalise: str) ->
 
 
 def decode(pred: np.ndarray, windows: Windows) -> np.ndarray:
-    """Model outputs (n, H, K) back to the globally scaled series."""
+    """Model outputs (n, H, K), or (n, H, K, Q) quantiles, back to the globally scaled series."""
+    if pred.ndim == 4:  # each quantile maps back like a point forecast (window or none only)
+        return np.stack([decode(pred[..., q], windows) for q in range(pred.shape[-1])], -1)
     values = pred * windows.scale[:, None]
     if windows.cumulative:
         values = np.cumsum(values, axis=1)

@@ -40,9 +40,8 @@ class Series:
         return windows.window_origins(self.split.part(part), window, horizon)
 
     def unscale_targets(self, values: np.ndarray) -> np.ndarray:
-        """(..., K) from the scaled units back to the data's own."""
-        k = self.targets
-        return values * self.scaler.std[:k] + self.scaler.mean[:k]
+        """(..., K) or (n, H, K, Q) from the scaled units back to the data's own."""
+        return self.scaler.inverse_targets(values, self.targets)
 
 
 def load_table(config: dict) -> Table:
@@ -119,14 +118,6 @@ def forecast(
         outs.append(model(x).double().cpu().numpy())
     model.train(was)
     pred = np.concatenate(outs)
-    if pred.ndim == 4:  # every quantile maps back like a point forecast (window or none only)
-        return np.stack(
-            [
-                series.unscale_targets(prepare.decode(pred[..., q], encoded))
-                for q in range(pred.shape[-1])
-            ],
-            -1,
-        )
     return series.unscale_targets(prepare.decode(pred, encoded))
 
 

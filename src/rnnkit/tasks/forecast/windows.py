@@ -88,6 +88,13 @@ class Scaler:
     def inverse(self, values: np.ndarray) -> np.ndarray:
         return values * self.std + self.mean
 
+    def inverse_targets(self, values: np.ndarray, k: int) -> np.ndarray:
+        """The first k columns back to the data's units: (..., K), or (n, H, K, Q) quantiles."""
+        mean, std = self.mean[:k], self.std[:k]
+        if values.ndim == 4:
+            mean, std = mean[:, None], std[:, None]
+        return values * std + mean
+
     def state(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
