@@ -27,10 +27,12 @@ import numpy as np
 
 from rnnkit.cli import main
 from rnnkit.tasks.forecast import metrics, windows
+from rnnkit.tasks.forecast.data import calendar_features
 from rnnkit.tasks.forecast.sources import load_builtin
 
 ROOT = Path(__file__).resolve().parent
 WINDOW, HORIZON = 30, 7
+FEATURES = ("temp_min", "precipitation", "wind")
 
 
 def rnnkit(*argv: str) -> str:
@@ -60,21 +62,88 @@ def ridge_forecast(y, split, lags=WINDOW, penalty=1.0):
     return np.stack([xt @ c for c in coef], 1)[:, :, None]
 
 
-def autoreg_forecast(y, split, part):
-    """statsmodels AutoReg fitted on the training span; its recursion applied at every origin of ``part``."""
+def autoreg_forecast(y, split, part, lags, exog=None):
+    """statsmodels AutoReg fitted on the training span; its recursion applied at every origin of ``part``.
+
+    ``exog`` (N, E) are regressors known in advance (the calendar), read at each forecast step.
+    """
     from statsmodels.tsa.ar_model import AutoReg
 
-    fit = AutoReg(y[slice(*split.train)], lags=part["lags"], trend="c").fit()
-    const, phi = fit.params[0], fit.params[1:]
-    origins = windows.window_origins(split.part(part["name"]), WINDOW, HORIZON)
+    train = slice(*split.train)
+    fit = AutoReg(y[train], lags=lags, trend="c", exog=None if exog is None else exog[train]).fit()
+    const, phi, beta = fit.params[0], fit.params[1 : lags + 1], fit.params[lags + 1 :]
+    origins = windows.window_origins(split.part(part), WINDOW, HORIZON)
     out = np.empty((len(origins), HORIZON))
     for i, t in enumerate(origins):
-        history = list(y[t - len(phi) : t])
+        history = list(y[t - lags : t])
         for h in range(HORIZON):
-            value = const + float(np.dot(phi, history[::-1][: len(phi)]))
+            value = const + float(np.dot(phi, history[::-1][:lags]))
+            if exog is not None:
+                value += float(np.dot(beta, exog[t + h]))
             out[i, h] = value
             history.append(value)
     return origins, out[:, :, None]
+
+
+def var_forecast(data, split, part, order):
+    """statsmodels VAR on the target and its features, fitted on the training span, at every origin."""
+    from statsmodels.tsa.api import VAR
+
+    fit = VAR(data[slice(*split.train)]).fit(order)
+    origins = windows.window_origins(split.part(part), WINDOW, HORIZON)
+    out = np.stack([fit.forecast(data[t - order : t], HORIZON)[:, 0] for t in origins])
+    return origins, out[:, :, None]
+
+
+def chosen_on_validation(y, forecaster, orders):
+    """The order with the least validation MAE, and its forecast on the test span."""
+    scored = []
+    for order in orders:
+        origins, pred = forecaster("val", order)
+        actual = np.stack([y[o : o + HORIZON] for o in origins])[:, :, None]
+        scored.append((float(np.abs(pred - actual).mean()), order))
+    best = min(scored)[1]
+    return best, forecaster("test", best)[1]
+
+
+def statsmodels_peers(table, split) -> dict[str, np.ndarray]:
+    """Autoregressive peers, orders chosen on the validation span; empty without statsmodels."""
+    try:
+        import statsmodels  # noqa: F401
+    except ImportError:
+        print("statsmodels is not installed (pip install -e '.[bench]'): no statsmodels peers")
+        return {}
+    y = table.columns["temp_max"]
+    calendar, _ = calendar_features(table.times)
+    calendar = calendar[:, -2:]  # the annual cycle (sine, cosine of the day of year)
+    data = table.matrix(["temp_max", *FEATURES])
+    lags = (1, 2, 3, 5, 7, 14, 30)
+    peers = {}
+    p, pred = chosen_on_validation(y, lambda part, k: autoreg_forecast(y, split, part, k), lags)
+    peers[f"statsmodels AutoReg({p})"] = pred
+    p, pred = chosen_on_validation(
+        y, lambda part, k: autoreg_forecast(y, split, part, k, calendar), lags
+    )
+    peers[f"statsmodels AutoReg({p}) + annual cycle"] = pred
+    p, pred = chosen_on_validation(
+        y, lambda part, k: var_forecast(data, split, part, k), (1, 2, 3, 5, 7, 14)
+    )
+    peers[f"statsmodels VAR({p}), 4 variables"] = pred
+    return peers
+
+
+def train_and_score(out: Path, *argv) -> dict:
+    """Train one forecaster (data and options in ``argv``) and score it on the test span."""
+    started = time.perf_counter()
+    text = rnnkit("forecast", "train", *argv, "--out", out)
+    seconds = time.perf_counter() - started
+    result = json.loads(rnnkit("forecast", "eval", out, "--json").strip().splitlines()[-1])
+    row = {"seconds": round(seconds, 1), **result["model"]}
+    if "best validation MAE " in text:
+        row["val_mae"] = float(text.split("best validation MAE ")[1].split(";")[0])
+    if "interval" in result:
+        row["interval"] = result["interval"]
+    return {"row": row, "baselines": result["baselines"], "origins": result["origins"]}
 
 
 def normalisation_part(name: str, minutes: float, seeds: int = 3) -> None:
@@ -83,39 +152,93 @@ def normalisation_part(name: str, minutes: float, seeds: int = 3) -> None:
     with tempfile.TemporaryDirectory() as work:
         for normalise in ("none", "window", "diff"):
             for seed in range(seeds):
-                out = Path(work) / f"{normalise}-{seed}"
-                started = time.perf_counter()
-                rnnkit("forecast", "train", "--data", name, "--normalise", normalise, "--seed", seed,
-                       "--minutes", minutes, "--out", out)  # fmt: skip
-                seconds = time.perf_counter() - started
-                result = json.loads(
-                    rnnkit("forecast", "eval", out, "--json").strip().splitlines()[-1]
-                )
-                rows.setdefault(f"rnnkit, normalise {normalise}", []).append(
-                    {**result["model"], "seconds": round(seconds, 1)}
-                )
+                scored = train_and_score(Path(work) / f"{normalise}-{seed}", "--data", name,
+                                         "--normalise", normalise, "--seed", seed, "--minutes", minutes)  # fmt: skip
+                rows.setdefault(f"rnnkit, normalise {normalise}", []).append(scored["row"])
                 print(
-                    f"{normalise:7s} seed {seed}: test MAE {result['model']['mae']:.3f}", flush=True
+                    f"{normalise:7s} seed {seed}: test MAE {scored['row']['mae']:.3f}", flush=True
                 )
-        baselines = result["baselines"]
     print(f"\n{name}: test MAE (mean over {seeds} seeds; per seed)")
     summary = {}
     for label, runs in rows.items():
-        maes = [r["mae"] for r in runs]
-        summary[label] = {"mae_mean": float(np.mean(maes)), "mae": maes, "mase": [r["mase"] for r in runs],
-                          "seconds": [r["seconds"] for r in runs]}  # fmt: skip
-        print(f"{label:28s} {np.mean(maes):9.3f}  ({', '.join(f'{m:.2f}' for m in maes)})")
-    for label, scores in baselines.items():
+        summary[label] = over_seeds(runs)
+        print(f"{label:28s} {summary[label]['mae_mean']:9.3f}  ({', '.join(f'{m:.2f}' for m in summary[label]['mae'])})")  # fmt: skip
+    for label, scores in scored["baselines"].items():
         summary[label] = {"mae_mean": scores["mae"], "mase": scores["mase"]}
         print(f"{label:28s} {scores['mae']:9.3f}")
-    out = {
-        "data": name,
-        "minutes_per_model": minutes,
-        "origins": result["origins"],
-        "results": summary,
-    }
+    write(f"forecast_{name}.json", {"data": name, "minutes_per_model": minutes,
+                                    "origins": scored["origins"], "results": summary})  # fmt: skip
+
+
+def over_seeds(runs: list[dict]) -> dict:
+    maes = [r["mae"] for r in runs]
+    summary = {"mae_mean": float(np.mean(maes)), "mae": maes, "mase": [r["mase"] for r in runs],
+               "seconds": [r["seconds"] for r in runs]}  # fmt: skip
+    if "interval" in runs[0]:
+        summary["coverage"] = [r["interval"]["coverage"] for r in runs]
+    return summary
+
+
+def write(name: str, summary: dict) -> None:
     (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"forecast_{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    (ROOT / "results" / name).write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def seattle_part(minutes: float, seeds: int) -> None:
+    """The grid on seed 0, the chosen configuration on more seeds, a quantile run, and the peers."""
+    table = load_builtin("seattle-weather", ["temp_max", *FEATURES], None)
+    y = table.columns["temp_max"]
+    split = windows.chronological_split(len(y), WINDOW, HORIZON, 0.1, 0.2)
+    test = windows.window_origins(split.test, WINDOW, HORIZON)
+    actual = np.stack([y[o : o + HORIZON] for o in test])[:, :, None]
+    scale = metrics.seasonal_naive_scale(y[slice(*split.train)][:, None], 7)
+    rows: dict[str, dict] = {}
+    budget = ("--minutes", minutes)
+    with tempfile.TemporaryDirectory() as work:
+        for strategy in ("direct", "seq2seq"):
+            for normalise in ("none", "window"):
+                for cell in ("lstm", "gru"):
+                    name = f"{cell} {strategy} {normalise}"
+                    scored = train_and_score(Path(work) / name.replace(" ", "-"), *budget,
+                                             "--cell", cell, "--strategy", strategy, "--normalise", normalise)  # fmt: skip
+                    rows[name] = scored["row"]
+                    print(f"{name:24s} val MAE {rows[name]['val_mae']:.3f}  test MAE "
+                          f"{rows[name]['mae']:.3f}  ({rows[name]['seconds']:.0f}s)", flush=True)  # fmt: skip
+        best = min(rows, key=lambda k: rows[k]["val_mae"])
+        cell, strategy, normalise = best.split()
+        chosen = ("--cell", cell, "--strategy", strategy, "--normalise", normalise)
+        runs = [rows[best]]
+        for seed in range(1, seeds):
+            runs.append(train_and_score(Path(work) / f"seed{seed}", *budget, *chosen, "--seed", seed)["row"])  # fmt: skip
+        seeded = over_seeds(runs)
+        quantile = train_and_score(Path(work) / "quantiles", *budget, *chosen, "--quantiles", "0.1,0.9")["row"]  # fmt: skip
+        defaults = train_and_score(Path(work) / "defaults")["row"]  # what a user gets, 2 minutes
+    baselines = scored["baselines"]
+    for name, scores in baselines.items():
+        rows[name] = scores
+    rows["ridge on 30 past values"] = metrics.errors(ridge_forecast(y, split), actual, scale)
+    for name, pred in statsmodels_peers(table, split).items():
+        rows[name] = metrics.errors(pred, actual, scale)
+    persistence = rows["persistence"]["mae"]
+    print(f"\nSeattle temp_max, W={WINDOW}, H={HORIZON}, test span {len(test)} origins; "
+          f"chosen on validation: {best}")  # fmt: skip
+    print(f"{'':36s} {'MAE':>7s} {'x persistence':>14s} {'RMSE':>7s} {'MASE':>6s} {'seconds':>8s}")
+    for name, r in rows.items():
+        mark = " <- chosen" if name == best else ""
+        seconds = f"{r['seconds']:8.0f}" if "seconds" in r else " " * 8
+        print(f"{name:36s} {r['mae']:7.3f} {r['mae'] / persistence:14.3f} {r['rmse']:7.3f} "
+              f"{r['mase']:6.3f} {seconds}{mark}")  # fmt: skip
+    maes = ", ".join(f"{m:.3f}" for m in seeded["mae"])
+    print(f"\n{best} over {seeds} seeds: MAE {seeded['mae_mean']:.3f} "
+          f"({seeded['mae_mean'] / persistence:.3f}x persistence; {maes})")  # fmt: skip
+    print(f"CLI defaults (2 minutes): MAE {defaults['mae']:.3f} "
+          f"({defaults['mae'] / persistence:.3f}x persistence) in {defaults['seconds']:.0f} s")  # fmt: skip
+    interval = quantile["interval"]
+    print(f"{best}, quantiles 0.1/0.5/0.9: median MAE {quantile['mae']:.3f}, the 0.1-0.9 interval "
+          f"covers {interval['coverage']:.1%} (nominal 80%), mean width {interval['width']:.2f}")  # fmt: skip
+    write("forecast_seattle.json", {"data": "seattle-weather temp_max", "window": WINDOW,
+          "horizon": HORIZON, "minutes_per_model": minutes, "chosen": best, "results": rows,
+          "chosen_over_seeds": seeded, "cli_defaults": defaults, "quantiles": quantile})  # fmt: skip
 
 
 def run() -> None:
@@ -124,67 +247,12 @@ def run() -> None:
     parser.add_argument(
         "--minutes", type=float, default=1.0, help="training budget per configuration"
     )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for the chosen configuration")
     args = parser.parse_args()
-    if args.part != "seattle":
-        normalisation_part(args.part, args.minutes)
-        return
-    table = load_builtin("seattle-weather", ["temp_max"], None)
-    y = table.columns["temp_max"]
-    split = windows.chronological_split(len(y), WINDOW, HORIZON, 0.1, 0.2)
-    test = windows.window_origins(split.test, WINDOW, HORIZON)
-    actual = np.stack([y[o : o + HORIZON] for o in test])[:, :, None]
-    scale = metrics.seasonal_naive_scale(y[slice(*split.train)][:, None], 7)
-    rows: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as work:
-        for strategy in ("direct", "seq2seq"):
-            for normalise in ("none", "window"):
-                for cell in ("lstm", "gru"):
-                    name = f"{cell} {strategy} {normalise}"
-                    out = Path(work) / name.replace(" ", "-")
-                    started = time.perf_counter()
-                    text = rnnkit("forecast", "train", "--minutes", args.minutes, "--cell", cell,
-                                  "--strategy", strategy, "--normalise", normalise, "--out", out)  # fmt: skip
-                    seconds = time.perf_counter() - started
-                    val = float(text.split("best validation MAE ")[1].split(";")[0])
-                    result = json.loads(
-                        rnnkit("forecast", "eval", out, "--json").strip().splitlines()[-1]
-                    )
-                    rows[name] = {"val_mae": val, "seconds": round(seconds, 1), **result["model"]}
-                    baselines = result["baselines"]
-                    print(
-                        f"{name:24s} val MAE {val:.3f}  test MAE {result['model']['mae']:.3f}  ({seconds:.0f}s)",
-                        flush=True,
-                    )
-    for name, scores in baselines.items():
-        rows[name] = scores
-    rows["ridge on 30 past values"] = metrics.errors(ridge_forecast(y, split), actual, scale)
-    try:
-        candidates = []
-        for lags in (1, 2, 3, 5, 7, 14, 30):
-            origins, pred = autoreg_forecast(y, split, {"lags": lags, "name": "val"})
-            val_actual = np.stack([y[o : o + HORIZON] for o in origins])[:, :, None]
-            candidates.append((float(np.abs(pred - val_actual).mean()), lags))
-        best_lags = min(candidates)[1]
-        _, pred = autoreg_forecast(y, split, {"lags": best_lags, "name": "test"})
-        rows[f"statsmodels AutoReg({best_lags})"] = metrics.errors(pred, actual, scale)
-    except ImportError:
-        print("statsmodels is not installed: no AutoReg peer")
-    models = [k for k in rows if "val_mae" in rows[k]]
-    best = min(models, key=lambda k: rows[k]["val_mae"])
-    persistence = rows["persistence"]["mae"]
-    print(
-        f"\nSeattle temp_max, W={WINDOW}, H={HORIZON}, test span {len(test)} origins; chosen on validation: {best}"
-    )
-    print(f"{'':28s} {'MAE':>7s} {'x persistence':>14s} {'RMSE':>7s} {'MASE':>6s}")
-    for name, r in rows.items():
-        mark = " <- chosen" if name == best else ""
-        print(
-            f"{name:28s} {r['mae']:7.3f} {r['mae'] / persistence:14.3f} {r['rmse']:7.3f} {r['mase']:6.3f}{mark}"
-        )
-    (ROOT / "results").mkdir(exist_ok=True)
-    summary = {"data": "seattle-weather temp_max", "window": WINDOW, "horizon": HORIZON,
-               "minutes_per_model": args.minutes, "chosen": best, "results": rows}  # fmt: skip
-    (ROOT / "results" / "forecast_seattle.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if args.part == "seattle":
+        seattle_part(args.minutes, args.seeds)
+    else:
+        normalisation_part(args.part, args.minutes, args.seeds)
 
 
 if __name__ == "__main__":

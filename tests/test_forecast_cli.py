@@ -127,16 +127,21 @@ def test_builtin_airline_ships_with_rnnkit(tmp_path, capsys):
     )
 
 
-def test_quantile_forecasts_report_coverage_and_write_intervals(csv_file, tmp_path, capsys):
+@pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
+def test_quantile_forecasts_report_coverage_and_write_intervals(
+    csv_file, tmp_path, capsys, strategy
+):
     out = tmp_path / "run"
     code, stdout, err = cli(capsys, "forecast", "train", "--csv", csv_file, "--target", "load",
-                            "--time-col", "day", "--strategy", "direct", "--quantiles", "0.1,0.9",
+                            "--time-col", "day", "--strategy", strategy, "--quantiles", "0.1,0.9",
                             *SMALL, "--out", out)  # fmt: skip
     assert code == 0, err
     assert "interval 0.1-0.9 (nominal 80%): covers" in stdout
     code, stdout, err = cli(capsys, "forecast", "eval", out, "--json")
     interval = json.loads(stdout.strip().splitlines()[-1])["interval"]
     assert 0.0 <= interval["coverage"] <= 1.0 and len(interval["by_step"]) == 3
+    assert interval["calibrated"] and (out / "calibration.json").exists()
+    assert 0.0 <= interval["uncalibrated_coverage"] <= 1.0
     assert interval["width"] > 0 and interval["nominal"] == pytest.approx(0.8)
     assert cli(capsys, "forecast", "predict", out)[0] == 0
     header, first = (out / "forecast.csv").read_text().splitlines()[:2]
@@ -148,10 +153,6 @@ def test_quantile_forecasts_report_coverage_and_write_intervals(csv_file, tmp_pa
 @pytest.mark.parametrize(
     "args, message",
     [
-        (
-            ["--quantiles", "0.1,0.9", "--strategy", "seq2seq"],
-            "--quantiles needs --strategy direct",
-        ),
         (
             ["--quantiles", "0.1,0.9", "--strategy", "direct", "--normalise", "diff"],
             "a sum of quantiles",

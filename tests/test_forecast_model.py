@@ -98,8 +98,31 @@ def test_quantiles_always_hold_the_median_and_stay_in_range():
     assert check_quantiles([]) == []
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         check_quantiles([0.1, 1.0])
-    with pytest.raises(ValueError, match="need --strategy direct"):
-        Forecaster("gru", 2, [0], 3, quantiles=[0.1, 0.9], strategy="seq2seq")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "jordan"])
+def test_seq2seq_quantiles_feed_back_each_targets_median(cell):
+    torch.manual_seed(0)
+    model = Forecaster(cell, 3, [0, 2], 4, hidden=8, strategy="seq2seq", quantiles=[0.1, 0.9])
+    x, y = torch.randn(5, 6, 3), torch.randn(5, 4, 2)
+    trained = model.train()(x, y)  # teacher forced: the true values go in
+    assert trained.shape == (5, 4, 2, 3) and bool((trained.diff(dim=-1) >= 0).all())
+    fed = []
+    model.net.target.register_forward_hook(lambda m, args, out: fed.append(args[0]))
+    with torch.no_grad():
+        out = model.eval()(x)
+    assert out.shape == (5, 4, 2, 3) and bool((out.diff(dim=-1) >= 0).all())
+    assert torch.equal(fed[0], x[:, -1, [0, 2]])  # the decoder starts from the last observations
+    for t in range(1, 4):  # then each step reads the previous step's medians
+        assert torch.equal(fed[t], out[:, t - 1, :, 1])
+
+
+def test_encoder_decoder_head_size_needs_feedback():
+    from rnnkit import RNN
+    from rnnkit.seq2seq import EncoderDecoder
+
+    with pytest.raises(ValueError, match="head_size and feedback together"):
+        EncoderDecoder(RNN("gru", 2, 4), RNN("gru", 2, 4), output_size=2, head_size=6)
 
 
 def test_pinball_loss_by_hand_and_its_minimiser_is_the_quantile():
@@ -116,3 +139,27 @@ def test_pinball_loss_by_hand_and_its_minimiser_is_the_quantile():
     model = Forecaster("lstm", 3, [0, 1], 4, hidden=8, quantiles=[0.2, 0.8])
     out = model(torch.randn(5, 6, 3))
     assert out.shape == (5, 4, 2, 3) and bool((out.diff(dim=-1) >= 0).all())  # never crossing
+
+
+def test_conformal_shifts_widen_too_narrow_intervals_to_their_nominal_coverage():
+    from rnnkit.tasks.forecast.calibration import apply_shifts, fit_shifts
+
+    rng = np.random.default_rng(0)
+    quantiles = [0.1, 0.5, 0.9]
+    narrow = np.array([-0.5, 0.0, 0.5])  # a forecaster whose 0.1-0.9 interval is far too narrow
+
+    def draw(n):  # actual values N(0, 1) around a forecast of 0, (n, H=2, K=1)
+        actual = rng.standard_normal((n, 2, 1))
+        return np.broadcast_to(narrow, (n, 2, 1, 3)).copy(), actual
+
+    forecast, actual = draw(400)
+    shifts = fit_shifts(forecast, actual, quantiles)
+    assert shifts.shape == (2, 1, 3) and bool((shifts[..., 1] == 0).all())  # the median stays
+    assert bool((shifts[..., 0] < 0).all() and (shifts[..., 2] > 0).all())
+    new_forecast, new_actual = draw(20000)
+    before = np.mean((new_actual >= new_forecast[..., 0]) & (new_actual <= new_forecast[..., 2]))
+    shifted = apply_shifts(new_forecast, shifts)
+    after = np.mean((new_actual >= shifted[..., 0]) & (new_actual <= shifted[..., 2]))
+    assert before < 0.45 and after == pytest.approx(0.8, abs=0.05)
+    with pytest.raises(ValueError, match="no validation windows"):
+        fit_shifts(forecast[:0], actual[:0], quantiles)

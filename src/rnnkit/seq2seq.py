@@ -52,6 +52,10 @@ class EncoderDecoder(nn.Module):
     otherwise (a bidirectional encoder, other depths or cells) a learned
     bridge, tanh(W s + b), maps the encoder's top layer to every decoder layer.
 
+    A real-valued head may emit more than it feeds back: ``head_size`` values
+    per step, which the module ``feedback`` maps to the next step's input of
+    width ``output_size`` (say several quantiles per target, the median fed back).
+
     With ``attention=True`` the decoder's input at each step is the previous
     target and the attention context, so ``decoder.input_size`` must be the
     target embedding's width plus ``encoder.output_size``.
@@ -74,6 +78,8 @@ class EncoderDecoder(nn.Module):
         attention: bool = False,
         attention_size: int | None = None,
         output_hidden: Sequence[int] = (),
+        head_size: int | None = None,
+        feedback: nn.Module | None = None,
     ) -> None:
         super().__init__()
         for name, rnn in (("encoder", encoder), ("decoder", decoder)):
@@ -120,7 +126,13 @@ class EncoderDecoder(nn.Module):
             if attention
             else None
         )
-        self.head = mlp([decoder.output_size + context_size, *output_hidden, self.out_size])
+        width = self.out_size if head_size is None else check_positive_int("head_size", head_size)
+        if (head_size is None) != (feedback is None) or (self.tokens and feedback is not None):
+            raise ValueError(
+                "give head_size and feedback together, and only for real-valued targets"
+            )
+        self.feedback = feedback
+        self.head = mlp([decoder.output_size + context_size, *output_hidden, width])
 
     # -- encoding -------------------------------------------------------------------
     def encode(self, src: Tensor, src_lengths: Tensor | None = None) -> dict:
@@ -143,6 +155,12 @@ class EncoderDecoder(nn.Module):
         return enc
 
     # -- decoding -------------------------------------------------------------------
+    def fed_back(self, out: Tensor) -> Tensor:
+        """What a step's output feeds into the next step: its token, or the ``feedback`` values."""
+        if self.tokens:
+            return out.argmax(-1)
+        return out if self.feedback is None else self.feedback(out)
+
     def step(
         self, y_prev: Tensor, state: RNNState, enc: dict
     ) -> tuple[Tensor, RNNState, Tensor | None]:
@@ -188,8 +206,7 @@ class EncoderDecoder(nn.Module):
             if t > 0:
                 previous = tgt_in[:, t]
                 if teacher_forcing < 1.0:
-                    own = outs[-1].detach()
-                    own = own.argmax(-1) if self.tokens else own
+                    own = self.fed_back(outs[-1].detach())
                     use_true = torch.rand(own.shape[0], device=own.device) < teacher_forcing
                     use_true = use_true if self.tokens else use_true[:, None]
                     previous = torch.where(use_true, previous, own)
@@ -245,12 +262,13 @@ class EncoderDecoder(nn.Module):
     def generate_values(
         self, src: Tensor, first: Tensor, steps: int, src_lengths: Tensor | None = None
     ) -> Tensor:
-        """Real-valued outputs, each step fed the previous prediction: (B, steps, output_size)."""
+        """Real-valued outputs, each step fed the previous prediction: (B, steps, head width)."""
         if self.tokens:
             raise ValueError("generate_values is for real-valued targets; use decode for tokens")
         enc = self.encode(src, src_lengths)
         state, previous, outs = enc["state"], first, []
         for _ in range(check_positive_int("steps", steps)):
-            previous, state, _ = self.step(previous, state, enc)
-            outs.append(previous)
+            out, state, _ = self.step(previous, state, enc)
+            outs.append(out)
+            previous = self.fed_back(out)
         return torch.stack(outs, 1)

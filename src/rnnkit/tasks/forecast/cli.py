@@ -6,9 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ...runs import RunDir
+from ...runs import RunDir, save_json
 from ..common import (
     add_train_options,
     check_model_options,
@@ -16,12 +17,13 @@ from ..common import (
     open_run,
     run_training,
 )
-from . import prepare
+from . import calibration, prepare
+from .calibration import apply_shifts, fit_shifts
 from .data import FILLS
 from .model import STRATEGIES, check_quantiles
 from .output import forecast_after_end, plot_error_by_horizon, plot_forecast, write_forecast_csv
 from .sources import BUILTIN
-from .task import ForecastTask, build_model, build_series, evaluate_test, load_table
+from .task import ForecastTask, build_model, build_series, evaluate_test, forecast, load_table
 
 TASK = "forecast"
 # The best of benchmarks/forecast.py's grid on Seattle (chosen on validation; see the README).
@@ -91,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--quantiles",
         help="e.g. 0.1,0.5,0.9: forecast these quantiles (pinball loss; the median is the point "
-        "forecast) and report the interval's coverage; needs --strategy direct",
+        "forecast) and report the interval's coverage",
     )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
@@ -172,10 +174,6 @@ def train(args: argparse.Namespace) -> int:
     if args.season is not None and args.season < 1:
         raise ValueError(f"--season must be >= 1, got {args.season}")
     quantiles = parse_quantiles(args.quantiles)
-    if quantiles and args.strategy != "direct":
-        raise ValueError(
-            "--quantiles needs --strategy direct (seq2seq feeds back one value per step)"
-        )
     if quantiles and args.normalise == "diff":
         raise ValueError(
             "--quantiles cannot go with --normalise diff: a sum of quantiles is not a quantile"
@@ -218,7 +216,11 @@ def train(args: argparse.Namespace) -> int:
     result = run_training(model, task, args, run, config, steps_per_epoch, f"forecast: {args.cell}")
     print(f"best validation MAE {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
     run.load_weights(model)
-    report(evaluate_test(model.cpu(), series, config), config)
+    shifts = None
+    if config["quantiles"]:
+        shifts = fit_shifts(forecast(model.cpu(), task.val, series), task.val_actual, config["quantiles"])  # fmt: skip
+        save_json(run.file(calibration.FILE), {"shifts": shifts.tolist()})
+    report(evaluate_test(model.cpu(), series, config, shifts), config)
     return 0
 
 
@@ -233,10 +235,21 @@ def report(result: dict, config: dict) -> None:
         print(f"{name:16s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['smape']:8.2f} {m['mase']:7.3f}")
     interval = result.get("interval")
     if interval:
+        before = (
+            f" ({100 * interval['uncalibrated_coverage']:.1f}% before calibration on the validation span)"
+            if interval["calibrated"]
+            else " (not calibrated)"
+        )
         print(
             f"interval {interval['lower']:g}-{interval['upper']:g} (nominal {100 * interval['nominal']:.0f}%): "
-            f"covers {100 * interval['coverage']:.1f}% of the test values, mean width {interval['width']:.4f}"
+            f"covers {100 * interval['coverage']:.1f}% of the test values{before}, mean width {interval['width']:.4f}"
         )
+
+
+def load_shifts(run: RunDir) -> np.ndarray | None:
+    """A quantile run's calibration shifts, or None (a point run, or one stopped before calibrating)."""
+    path = run.file(calibration.FILE)
+    return np.array(json.loads(path.read_text())["shifts"]) if path.exists() else None
 
 
 def load_run(path: str) -> tuple[RunDir, dict]:
@@ -252,7 +265,7 @@ def evaluate(args: argparse.Namespace) -> int:
     series = build_series(config)
     model = build_model(config, len(series.names))
     run.load_weights(model)
-    result = evaluate_test(model, series, config)
+    result = evaluate_test(model, series, config, load_shifts(run))
     report(result, config)
     if args.json:
         print(json.dumps(result))
@@ -267,7 +280,10 @@ def predict(args: argparse.Namespace) -> int:
     table = load_table(source)
     model = build_model(config, len(config["channels"]))
     run.load_weights(model)
+    shifts = load_shifts(run)
     times, values = forecast_after_end(model, table, config)
+    if shifts is not None:
+        values = apply_shifts(values[None], shifts)[0]
     out = Path(args.out) if args.out else run.file("forecast.csv")
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a folder, not a file")
@@ -276,7 +292,7 @@ def predict(args: argparse.Namespace) -> int:
     plot_forecast(out.with_suffix(".png"), table.times, history, times, values, config)
     series = build_series(config) if not args.csv else None
     if series is not None:
-        result = evaluate_test(model, series, config)
+        result = evaluate_test(model, series, config, shifts)
         plot_error_by_horizon(out.with_name(out.stem + "_error_by_horizon.png"), result)
     print(
         f"forecast of the {config['horizon']} steps after the end: {out} (plot: {out.with_suffix('.png')})"

@@ -57,10 +57,6 @@ class Forecaster(nn.Module):
         super().__init__()
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.quantiles = check_quantiles(quantiles)
-        if self.quantiles and self.strategy != "direct":
-            raise ValueError(
-                "quantile forecasts need --strategy direct (seq2seq feeds back one value per step)"
-            )
         self.horizon = check_positive_int("horizon", horizon)
         if not target_channels or any(not 0 <= c < input_size for c in target_channels):
             raise ValueError(
@@ -70,31 +66,53 @@ class Forecaster(nn.Module):
         self.targets = len(target_channels)
         self.teacher_forcing = teacher_forcing
         encoder = RNN(cell, input_size, hidden, num_layers=layers, dropout=dropout)
+        per_target = max(1, len(self.quantiles))
         if self.strategy == "direct":
-            width = self.horizon * self.targets * max(1, len(self.quantiles))
+            width = self.horizon * self.targets * per_target
             self.net = SequenceRegressor(encoder, width, dropout=dropout)
         else:
             decoder = RNN(cell, self.targets, hidden, num_layers=layers, dropout=dropout)
-            self.net = EncoderDecoder(encoder, decoder, output_size=self.targets)
+            quantile_head = {}
+            if self.quantiles:  # each target's Q quantiles side by side; its median is fed back
+                quantile_head = dict(
+                    head_size=self.targets * per_target,
+                    feedback=SortedQuantile(per_target, self.quantiles.index(0.5)),
+                )
+            self.net = EncoderDecoder(encoder, decoder, output_size=self.targets, **quantile_head)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        batch = x.shape[0]
         if self.strategy == "direct":
-            out = self.net(x)
-            if self.quantiles:  # (B, H, K, Q), sorted so that quantiles never cross
-                return out.view(batch, self.horizon, self.targets, -1).sort(-1).values
-            return out.view(batch, self.horizon, self.targets)
+            return self._shaped(self.net(x))
         last = x[:, -1, self.target_channels]  # (B, K): where the decoder starts
         if y is not None and self.training:
             tgt_in = torch.cat([last.unsqueeze(1), y[:, :-1]], 1)
-            return self.net(x, tgt_in, teacher_forcing=self.teacher_forcing)
+            return self._shaped(self.net(x, tgt_in, teacher_forcing=self.teacher_forcing))
         # each step fed the previous prediction; under autograd when enabled (gradient diagnostics)
         enc = self.net.encode(x)
         state, previous, outs = enc["state"], last, []
         for _ in range(self.horizon):
-            previous, state, _ = self.net.step(previous, state, enc)
-            outs.append(previous)
-        return torch.stack(outs, 1)
+            out, state, _ = self.net.step(previous, state, enc)
+            outs.append(out)
+            previous = self.net.fed_back(out)
+        return self._shaped(torch.stack(outs, 1))
+
+    def _shaped(self, out: Tensor) -> Tensor:
+        """(B, H, K), or (B, H, K, Q) sorted so that quantiles never cross."""
+        if self.quantiles:
+            return out.reshape(out.shape[0], self.horizon, self.targets, -1).sort(-1).values
+        return out.reshape(out.shape[0], self.horizon, self.targets)
+
+
+class SortedQuantile(nn.Module):
+    """(..., K * Q) -> (..., K): each target's quantile at ``index`` once its Q values are sorted."""
+
+    def __init__(self, per_target: int, index: int) -> None:
+        super().__init__()
+        self.per_target, self.index = per_target, index
+
+    def forward(self, out: Tensor) -> Tensor:
+        grouped = out.unflatten(-1, (-1, self.per_target))
+        return grouped.sort(-1).values[..., self.index]
 
 
 def check_quantiles(quantiles: Sequence[float]) -> list[float]:

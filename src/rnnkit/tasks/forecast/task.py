@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ...diagnostics import GradientFlow, gradient_flow
 from ...training import SeededSource
 from . import metrics, prepare, windows
+from .calibration import apply_shifts
 from .data import Table, calendar_features, infer_season, read_csv
 from .model import Forecaster, pinball_loss
 from .sources import load_builtin
@@ -151,7 +152,7 @@ class ForecastTask:
         x, y = batch
         quantiles = self.config.get("quantiles")
         if quantiles:
-            return pinball_loss(model(x), y, quantiles), None
+            return pinball_loss(model(x, y), y, quantiles), None
         return F.mse_loss(model(x, y), y), None
 
     def evaluate(self, model: nn.Module) -> dict:
@@ -166,8 +167,14 @@ class ForecastTask:
         return gradient_flow(model, lambda m: m(x)[:, 0].square().mean())
 
 
-def evaluate_test(model: nn.Module, series: Series, config: dict) -> dict:
-    """Model and baselines on the test part, by rolling origin: the JSON of ``forecast eval``."""
+def evaluate_test(
+    model: nn.Module, series: Series, config: dict, shifts: np.ndarray | None = None
+) -> dict:
+    """Model and baselines on the test part, by rolling origin: the JSON of ``forecast eval``.
+
+    ``shifts`` calibrate a quantile model's intervals (``calibration``); the
+    coverage before calibration is reported beside the calibrated one.
+    """
     origins, encoded = part_windows(series, "test", config)
     horizon = config["horizon"]
     actual = np.stack([series.raw_targets[o : o + horizon] for o in origins])
@@ -178,7 +185,8 @@ def evaluate_test(model: nn.Module, series: Series, config: dict) -> dict:
         "seasonal_naive": metrics.seasonal_naive(raw, origins, horizon, series.season),
         "mean": metrics.training_mean(raw[slice(*series.split.train)], origins, horizon),
     }
-    predicted = forecast(model, encoded, series)
+    uncalibrated = forecast(model, encoded, series)
+    predicted = apply_shifts(uncalibrated, shifts)
     median = median_index(config)
     result = {
         "model": metrics.errors(
@@ -193,6 +201,12 @@ def evaluate_test(model: nn.Module, series: Series, config: dict) -> dict:
         quantiles = config["quantiles"]
         result["interval"] = metrics.coverage(predicted[..., 0], predicted[..., -1], actual)
         result["interval"].update(
-            lower=quantiles[0], upper=quantiles[-1], nominal=quantiles[-1] - quantiles[0]
+            lower=quantiles[0],
+            upper=quantiles[-1],
+            nominal=quantiles[-1] - quantiles[0],
+            calibrated=shifts is not None,
+            uncalibrated_coverage=metrics.coverage(
+                uncalibrated[..., 0], uncalibrated[..., -1], actual
+            )["coverage"],
         )
     return result
