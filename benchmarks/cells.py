@@ -7,6 +7,7 @@ the rate of ``torch.nn.LSTM`` measured in the same run, interleaved with the
 others, so that the drift of a shared machine cancels out.
 
     python benchmarks/cells.py [--repeats 7] [--json benchmarks/results/cells.json]
+    python benchmarks/cells.py --device cuda --json benchmarks/results/cells_cuda.json
 """
 
 from __future__ import annotations
@@ -60,18 +61,21 @@ def matmul_flops(module: nn.Module, b: int, t: int) -> float:
 
 
 def time_step(module: nn.Module, x: torch.Tensor) -> float:
+    synchronize = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    synchronize()
     start = time.perf_counter()
     y, _ = module(x)
     y.square().mean().backward()
+    synchronize()  # CUDA kernels run asynchronously: time them to their end
     return time.perf_counter() - start
 
 
-def measure(config: dict, repeats: int) -> list[dict]:
+def measure(config: dict, repeats: int, device: torch.device) -> list[dict]:
     b, t, d, h = config["B"], config["T"], config["D"], config["H"]
     torch.manual_seed(0)
-    modules = {row: build(row, d, h) for row in ROWS}
-    x = torch.randn(b, t, d)
-    for module in modules.values():  # warm-up: allocator, oneDNN primitives
+    modules = {row: build(row, d, h).to(device) for row in ROWS}
+    x = torch.randn(b, t, d, device=device)
+    for module in modules.values():  # warm-up: allocator, oneDNN / cuDNN primitives
         for _ in range(2):
             time_step(module, x)
     times: dict[str, list[float]] = {row: [] for row in ROWS}
@@ -120,6 +124,10 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -134,16 +142,19 @@ def main() -> int:
     parser.add_argument(
         "--json", default=os.path.join(os.path.dirname(__file__), "results", "cells.json")
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     tuned = False if args.plain_malloc else keep_freed_memory()
     results = []
     for config in CONFIGS:
-        rows = measure(config, args.repeats)
+        rows = measure(config, args.repeats, device)
         results += rows
         print(
-            f"\nB={config['B']} T={config['T']} D={config['D']} H={config['H']}  (threads {torch.get_num_threads()})"
+            f"\nB={config['B']} T={config['T']} D={config['D']} H={config['H']}  "
+            f"({device_name(device)}, threads {torch.get_num_threads()})"
         )
         print(
             f"{'row':16s} {'ms/step':>8s} {'GFLOP/s':>8s} {'vs nn.LSTM':>10s} {'vs fused LSTM':>13s} {'vs own nn':>9s}"
@@ -159,6 +170,7 @@ def main() -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     payload = {
         "torch": torch.__version__,
+        "device": device_name(device),
         "threads": torch.get_num_threads(),
         "freed_memory_kept": tuned,
         "results": results,

@@ -30,6 +30,35 @@ def flat_weights(rnn: RNN) -> list[Tensor]:
     return out
 
 
+def flatten(rnn: RNN) -> None:
+    """On cuDNN, make the weights views into one buffer, as ``nn.LSTM.flatten_parameters`` does.
+
+    cuDNN wants every weight of the stack in one block of memory; scattered
+    tensors are copied into one at every call (with a warning each time).
+    The parameters stay the same objects, so optimisers keep working.
+    """
+    weights = flat_weights(rnn)
+    if (
+        not weights[0].is_cuda
+        or len({(w.dtype, w.device) for w in weights}) > 1
+        or not torch._use_cudnn_rnn_flatten_weight()
+    ):
+        return
+    cell = rnn.cells[0]
+    with torch.no_grad():
+        torch._cudnn_rnn_flatten_weight(
+            weights,
+            4 if cell.bias else 2,
+            rnn.input_size,
+            torch.backends.cudnn.rnn.get_cudnn_mode(cell.fusable_mode.upper()),
+            rnn.hidden_size,
+            0,  # no projection
+            rnn.num_layers,
+            True,  # batch first
+            rnn.bidirectional,
+        )
+
+
 def run(
     rnn: RNN, x: Tensor, hx: tuple[Tensor, ...] | None, lengths: Tensor | None
 ) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -249,6 +249,12 @@ class RNN(nn.Module):
     def uses_fused(self) -> bool:
         return self.fused is not False and not self.fused_blockers()
 
+    def _apply(self, fn, recurse=True):  # .to(), .cuda(), .half() all come through here
+        super()._apply(fn, recurse)
+        if self.uses_fused:
+            fused_path.flatten(self)
+        return self
+
     # -- forward ------------------------------------------------------------------
     def forward(
         self,
