@@ -25,6 +25,16 @@ def test_read_csv_columns_times_and_lines(tmp_path):
     assert table.matrix(["wind", "temp"]).shape == (3, 2)
 
 
+def test_times_with_utc_offsets_are_taken_in_utc(tmp_path):
+    # a summer-time change: local 02:00+02:00 is followed by 02:00+01:00, an hour later in UTC
+    path = write(tmp_path, "t,load\n2024-10-27T01:00+02:00,1\n2024-10-27T02:00+02:00,2\n"
+                           "2024-10-27T02:00+01:00,3\n2024-10-27T02:00:00Z,4\n")  # fmt: skip
+    table = data.read_csv(path, ["load"], time_col="t")
+    hours = (table.times - table.times[0]) / np.timedelta64(1, "h")
+    assert hours.tolist() == [0, 1, 2, 3]
+    assert table.times[0] == np.datetime64("2024-10-26T23:00:00")
+
+
 @pytest.mark.parametrize(
     "text, kwargs, message",
     [

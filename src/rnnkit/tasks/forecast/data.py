@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +44,21 @@ def _lines_text(lines: list[int], limit: int = 5) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """ISO 8601 dates and times ('2012-01-31', '2012-01-31 13:00', '2012-01'), or a year."""
+    """ISO 8601 dates and times ('2012-01-31', '2012-01-31 13:00', '2012-01'), or a year.
+
+    A time with a UTC offset ('...+02:00', '...Z') is taken in UTC, so that a
+    change of offset (summer time) neither repeats nor skips an hour.
+    """
     text = text.strip()
     for candidate in (text, text.replace("/", "-")):
         try:
-            return datetime.fromisoformat(candidate)
+            parsed = datetime.fromisoformat(candidate)
         except ValueError:
             pass
+        else:
+            if parsed.tzinfo is not None:
+                parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            return parsed
         for fmt in ("%Y-%m", "%Y", "%b %d %Y", "%d.%m.%Y"):
             try:
                 return datetime.strptime(candidate, fmt)
@@ -115,7 +123,8 @@ def read_csv(
                 parsed.append(parse_time(cell))
             except ValueError:
                 raise ValueError(
-                    f"{path} line {n}: time column {time_col!r} holds {cell!r}, not a date or time"
+                    f"{path} line {n}: time column {time_col!r} holds {cell!r}, not a date or time "
+                    "(write ISO 8601: 2024-01-31 or 2024-01-31 13:00)"
                 ) from None
         times = np.array(parsed, dtype="datetime64[s]")
     table = Table(values, times, lines, {"kind": "csv", "path": str(path.resolve())})

@@ -50,7 +50,8 @@ def chronological_split(
         raise ValueError(
             f"the series has {length} steps; with --window {window} and --horizon {horizon} every part "
             f"(train, validation {val_fraction:g}, test {test_fraction:g}) needs at least {span} steps, "
-            f"so the series needs about {needed}"
+            f"so the series needs about {needed} (or shorten --window/--horizon, or change "
+            f"--val-fraction/--test-fraction)"
         )
     return Split((0, n_train), (n_train, n_train + n_val), (n_train + n_val, length))
 
