@@ -25,6 +25,15 @@ def test_read_csv_columns_times_and_lines(tmp_path):
     assert table.matrix(["wind", "temp"]).shape == (3, 2)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["day;temp\n2012-01-01;10,5\n2012-01-02;-3\n", "day\ttemp\n2012-01-01\t10.5\n2012-01-02\t-3\n"],
+)
+def test_semicolon_and_tab_separated_files(tmp_path, text):
+    table = data.read_csv(write(tmp_path, text), ["temp"], time_col="day")
+    assert table.columns["temp"].tolist() == [10.5, -3.0] and len(table.times) == 2
+
+
 def test_times_with_utc_offsets_are_taken_in_utc(tmp_path):
     # a summer-time change: local 02:00+02:00 is followed by 02:00+01:00, an hour later in UTC
     path = write(tmp_path, "t,load\n2024-10-27T01:00+02:00,1\n2024-10-27T02:00+02:00,2\n"

@@ -4,7 +4,8 @@ The standard library's ``csv`` reads the file (no pandas needed for a user's
 own data). Every column used must be numeric; missing values are reported
 with their lines unless ``fill`` says what to do with them; a time column
 must be sorted without repeats. Line numbers are the file's own (the header
-is line 1).
+is line 1). The separator is the comma, or a semicolon or tab when the
+header holds more of those (then a decimal comma, '3,5', reads as 3.5).
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def parse_time(text: str) -> datetime:
     raise ValueError(text)
 
 
+def separator(text: str) -> str:
+    """',' unless the first non-blank line holds more semicolons or tabs."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    return max((",", ";", "\t"), key=header.count)  # ties go to the first, the comma
+
+
 def read_csv(
     path: str | Path,
     columns: list[str],
@@ -81,9 +88,12 @@ def read_csv(
         raise ValueError(f"--fill must be one of {', '.join(FILLS)}, got {fill!r}")
     with open(path, newline="", encoding="utf-8-sig") as f:
         try:
-            rows = list(csv.reader(f))
+            text = f.read()
+            delimiter = separator(text)
+            rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
         except (csv.Error, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not a readable CSV file: {error}") from None
+    decimal_comma = delimiter != ","
     rows = [(n, r) for n, r in enumerate(rows, 1) if any(cell.strip() for cell in r)]
     if not rows:
         raise ValueError(f"{path} is empty")
@@ -105,6 +115,8 @@ def read_csv(
             if cell.lower() in MISSING:
                 out[i] = math.nan
                 continue
+            if decimal_comma and "," in cell and "." not in cell:
+                cell = cell.replace(",", ".")
             try:
                 out[i] = float(cell)
             except ValueError:
