@@ -165,3 +165,24 @@ def test_bad_quantile_options(csv_file, tmp_path, capsys, args, message):
     code, _, err = cli(capsys, "forecast", "train", "--csv", csv_file, "--target", "load", *args,
                        "--steps", "2", "--out", tmp_path / "run")  # fmt: skip
     assert code == 2 and message in err
+
+
+def test_several_targets_from_an_hourly_file_without_features(tmp_path, capsys):
+    hours = np.arange("2024-03-01T00", "2024-03-15T00", dtype="datetime64[h]")
+    t = np.arange(len(hours))
+    power = 50 + 10 * np.sin(2 * np.pi * t / 24)
+    price = 30 + 0.05 * t + 5 * np.cos(2 * np.pi * t / 24)  # a trend: per-window normalisation
+    path = tmp_path / "grid.csv"
+    path.write_text("time,power,price\n" + "".join(
+        f"{h}:00,{a:.2f},{b:.2f}\n" for h, a, b in zip(hours, power, price, strict=True)))  # fmt: skip
+    out = tmp_path / "run"
+    code, stdout, err = cli(capsys, "forecast", "train", "--csv", path, "--target", "power,price",
+                            "--time-col", "time", "--window", "24", "--horizon", "6", "--steps", "20",
+                            "--eval-every", "10", "--hidden", "8", "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert "forecast power, price" in stdout and "season 24" in stdout
+    assert "hour_sin" in json.loads((out / "config.json").read_text())["channels"]
+    assert cli(capsys, "forecast", "predict", out)[0] == 0
+    lines = (out / "forecast.csv").read_text().splitlines()
+    assert lines[0] == "time,power,price" and len(lines) == 7
+    assert lines[1].startswith("2024-03-15T00:00:00")  # the hour after the file's last row
