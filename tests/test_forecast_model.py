@@ -163,3 +163,24 @@ def test_conformal_shifts_widen_too_narrow_intervals_to_their_nominal_coverage()
     assert before < 0.45 and after == pytest.approx(0.8, abs=0.05)
     with pytest.raises(ValueError, match="no validation windows"):
         fit_shifts(forecast[:0], actual[:0], quantiles)
+
+
+@pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
+def test_the_highway_starts_at_zero_and_then_adds_a_linear_autoregression(strategy):
+    torch.manual_seed(0)
+    plain = Forecaster("gru", 3, [0], 4, hidden=8, strategy=strategy, quantiles=[0.2, 0.8])
+    torch.manual_seed(0)
+    highway = Forecaster("gru", 3, [0], 4, hidden=8, strategy=strategy, quantiles=[0.2, 0.8],
+                         highway_window=6)  # fmt: skip
+    x = torch.randn(5, 6, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(highway.eval()(x), plain.eval()(x))  # zero at the start
+        highway.highway.bias.fill_(1.0)
+        shifted, base = highway(x), plain(x)
+        torch.testing.assert_close(shifted[:, 0], base[:, 0] + 1.0)  # then added to the outputs
+        if strategy == "direct":
+            torch.testing.assert_close(shifted, base + 1.0)
+        else:  # and fed back with them, so the decoder's later steps move too
+            assert not torch.allclose(shifted[:, 1:], base[:, 1:] + 1.0)
+    with pytest.raises(ValueError, match="reads windows of 6 steps, got 7"):
+        highway(torch.randn(5, 7, 3))

@@ -95,6 +95,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="e.g. 0.1,0.5,0.9: forecast these quantiles (pinball loss; the median is the point "
         "forecast) and report the interval's coverage",
     )
+    g.add_argument(
+        "--highway",
+        action="store_true",
+        help="add a linear autoregression on the whole window to the RNN's output (LSTNet's highway)",
+    )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
 
@@ -188,6 +193,7 @@ def train(args: argparse.Namespace) -> int:
         "strategy": args.strategy,
         "normalise": args.normalise,
         "quantiles": quantiles or None,
+        "highway": args.highway,
         "cell": args.cell,
         "hidden": args.hidden,
         "layers": args.layers,

@@ -9,6 +9,11 @@ Two strategies, the lecture's two ways to produce several outputs:
   one while training, with a teacher-forcing ratio), starting from the last
   observed values of the targets.
 
+With ``highway_window`` a linear map from the whole input window to the H
+outputs is added to the RNN's (the autoregressive "highway" of LSTNet, Lai et
+al., 2018): the network then learns what a linear autoregression on the same
+inputs misses, and never does worse than one for want of data.
+
 Inputs and outputs are in the model's units; ``rnnkit.tasks.forecast.prepare``
 maps data to them and back.
 """
@@ -53,6 +58,7 @@ class Forecaster(nn.Module):
         dropout: float = 0.0,
         teacher_forcing: float = 1.0,
         quantiles: Sequence[float] = (),
+        highway_window: int | None = None,
     ) -> None:
         super().__init__()
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
@@ -79,19 +85,35 @@ class Forecaster(nn.Module):
                     feedback=SortedQuantile(per_target, self.quantiles.index(0.5)),
                 )
             self.net = EncoderDecoder(encoder, decoder, output_size=self.targets, **quantile_head)
+        self.highway = None
+        if highway_window is not None:  # starts at zero: training begins from the RNN alone
+            window = check_positive_int("highway_window", highway_window)
+            self.highway = nn.Linear(window * input_size, self.horizon * self.targets * per_target)
+            nn.init.zeros_(self.highway.weight)
+            nn.init.zeros_(self.highway.bias)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        linear = 0.0
+        if self.highway is not None:
+            if x.shape[1] * x.shape[2] != self.highway.in_features:
+                raise ValueError(
+                    f"the highway reads windows of {self.highway.in_features // x.shape[2]} steps, got {x.shape[1]}"
+                )
+            linear = self.highway(x.flatten(1)).view(x.shape[0], self.horizon, -1)
         if self.strategy == "direct":
-            return self._shaped(self.net(x))
+            return self._shaped(self.net(x).view(x.shape[0], self.horizon, -1) + linear)
         last = x[:, -1, self.target_channels]  # (B, K): where the decoder starts
         if y is not None and self.training:
             tgt_in = torch.cat([last.unsqueeze(1), y[:, :-1]], 1)
-            return self._shaped(self.net(x, tgt_in, teacher_forcing=self.teacher_forcing))
-        # each step fed the previous prediction; under autograd when enabled (gradient diagnostics)
+            return self._shaped(self.net(x, tgt_in, teacher_forcing=self.teacher_forcing) + linear)
+        # each step fed the previous prediction (the highway's part included, as the true values
+        # were while training); under autograd when enabled (gradient diagnostics)
         enc = self.net.encode(x)
         state, previous, outs = enc["state"], last, []
-        for _ in range(self.horizon):
+        for h in range(self.horizon):
             out, state, _ = self.net.step(previous, state, enc)
+            if self.highway is not None:
+                out = out + linear[:, h]
             outs.append(out)
             previous = self.net.fed_back(out)
         return self._shaped(torch.stack(outs, 1))

@@ -87,6 +87,7 @@ def build_model(config: dict, input_size: int) -> Forecaster:
         strategy=config["strategy"],
         dropout=config["dropout"],
         quantiles=config.get("quantiles") or (),
+        highway_window=config["window"] if config.get("highway") else None,
     )
 
 
