@@ -4,13 +4,15 @@
     python benchmarks/forecast.py --part airline --minutes 0.5   # with and without normalisation, 3 seeds
     python benchmarks/forecast.py --part stocks --minutes 0.5    # against the random walk, 3 seeds
 
-Trains a small grid of rnnkit forecasters (strategy x normalisation x cell),
-picks the one with the best validation MAE, and reports every configuration
-on the test span (the last 20%, rolling origin) beside persistence, seasonal
-naive, the training mean, a ridge regression on the 30 past values and, when
-statsmodels is installed, an AutoReg peer whose order is chosen on the
-validation span. Writes benchmarks/results/forecast_seattle.json.
-Not a test: about 8 minutes at --minutes 1.
+Trains a small grid of rnnkit forecasters (strategy x normalisation x cell,
+then learning rate x highway), picks the one with the best validation MAE,
+trains it on more seeds, and reports every configuration on the test span
+(the last 20%, rolling origin) beside persistence, seasonal naive, the
+training mean, a ridge regression on the 30 past values and, with
+statsmodels (the bench extra), AutoReg on the target, AutoReg with the
+annual cycle as known regressors, and a VAR on all four variables, each
+order chosen on the validation span. Writes benchmarks/results/forecast_seattle.json.
+Not a test: about 20 minutes at --minutes 1.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def normalisation_part(name: str, minutes: float, seeds: int = 3) -> None:
 def over_seeds(runs: list[dict]) -> dict:
     maes = [r["mae"] for r in runs]
     summary = {"mae_mean": float(np.mean(maes)), "mae": maes, "mase": [r["mase"] for r in runs],
-               "seconds": [r["seconds"] for r in runs]}  # fmt: skip
+               "val_mae": [r.get("val_mae") for r in runs], "seconds": [r["seconds"] for r in runs]}  # fmt: skip
     if "interval" in runs[0]:
         summary["coverage"] = [r["interval"]["coverage"] for r in runs]
     return summary
@@ -185,7 +187,12 @@ def write(name: str, summary: dict) -> None:
 
 
 def seattle_part(minutes: float, seeds: int) -> None:
-    """The grid on seed 0, the chosen configuration on more seeds, a quantile run, and the peers."""
+    """The grid on seed 0, the chosen configuration on more seeds, a quantile run, and the peers.
+
+    Stage 1: cell x strategy x normalisation at the learning rate 3e-3.
+    Stage 2, around stage 1's choice: learning rate x the linear highway.
+    Every choice is made on the validation span; the test span only reports.
+    """
     table = load_builtin("seattle-weather", ["temp_max", *FEATURES], None)
     y = table.columns["temp_max"]
     split = windows.chronological_split(len(y), WINDOW, HORIZON, 0.1, 0.2)
@@ -193,27 +200,38 @@ def seattle_part(minutes: float, seeds: int) -> None:
     actual = np.stack([y[o : o + HORIZON] for o in test])[:, :, None]
     scale = metrics.seasonal_naive_scale(y[slice(*split.train)][:, None], 7)
     rows: dict[str, dict] = {}
+    options: dict[str, tuple] = {}
+    baselines: dict[str, dict] = {}  # the same for every trial: same data, same test origins
     budget = ("--minutes", minutes)
     with tempfile.TemporaryDirectory() as work:
+
+        def trial(name: str, *argv) -> None:
+            scored = train_and_score(Path(work) / str(len(rows)), *budget, *argv)
+            rows[name], options[name] = scored["row"], argv
+            print(f"{name:40s} val MAE {rows[name]['val_mae']:.3f}  test MAE "
+                  f"{rows[name]['mae']:.3f}  ({rows[name]['seconds']:.0f}s)", flush=True)  # fmt: skip
+            baselines.update(scored["baselines"])
+
         for strategy in ("direct", "seq2seq"):
             for normalise in ("none", "window"):
                 for cell in ("lstm", "gru"):
-                    name = f"{cell} {strategy} {normalise}"
-                    scored = train_and_score(Path(work) / name.replace(" ", "-"), *budget,
-                                             "--cell", cell, "--strategy", strategy, "--normalise", normalise)  # fmt: skip
-                    rows[name] = scored["row"]
-                    print(f"{name:24s} val MAE {rows[name]['val_mae']:.3f}  test MAE "
-                          f"{rows[name]['mae']:.3f}  ({rows[name]['seconds']:.0f}s)", flush=True)  # fmt: skip
+                    trial(f"{cell} {strategy} {normalise}", "--cell", cell, "--strategy", strategy,
+                          "--normalise", normalise, "--lr", "3e-3")  # fmt: skip
+        stage1 = min(rows, key=lambda k: rows[k]["val_mae"])
+        for lr in ("1e-3", "3e-3"):
+            for highway in (False, True):
+                if lr == "3e-3" and not highway:
+                    continue  # that is stage 1's choice itself
+                trial(f"{stage1}, lr {lr}" + (", highway" if highway else ""),
+                      *options[stage1][:-2], "--lr", lr, *(["--highway"] if highway else []))  # fmt: skip
         best = min(rows, key=lambda k: rows[k]["val_mae"])
-        cell, strategy, normalise = best.split()
-        chosen = ("--cell", cell, "--strategy", strategy, "--normalise", normalise)
+        chosen = options[best]
         runs = [rows[best]]
         for seed in range(1, seeds):
             runs.append(train_and_score(Path(work) / f"seed{seed}", *budget, *chosen, "--seed", seed)["row"])  # fmt: skip
         seeded = over_seeds(runs)
         quantile = train_and_score(Path(work) / "quantiles", *budget, *chosen, "--quantiles", "0.1,0.9")["row"]  # fmt: skip
         defaults = train_and_score(Path(work) / "defaults")["row"]  # what a user gets, 2 minutes
-    baselines = scored["baselines"]
     for name, scores in baselines.items():
         rows[name] = scores
     rows["ridge on 30 past values"] = metrics.errors(ridge_forecast(y, split), actual, scale)
@@ -222,11 +240,11 @@ def seattle_part(minutes: float, seeds: int) -> None:
     persistence = rows["persistence"]["mae"]
     print(f"\nSeattle temp_max, W={WINDOW}, H={HORIZON}, test span {len(test)} origins; "
           f"chosen on validation: {best}")  # fmt: skip
-    print(f"{'':36s} {'MAE':>7s} {'x persistence':>14s} {'RMSE':>7s} {'MASE':>6s} {'seconds':>8s}")
+    print(f"{'':44s} {'MAE':>7s} {'x persistence':>14s} {'RMSE':>7s} {'MASE':>6s} {'seconds':>8s}")
     for name, r in rows.items():
         mark = " <- chosen" if name == best else ""
         seconds = f"{r['seconds']:8.0f}" if "seconds" in r else " " * 8
-        print(f"{name:36s} {r['mae']:7.3f} {r['mae'] / persistence:14.3f} {r['rmse']:7.3f} "
+        print(f"{name:44s} {r['mae']:7.3f} {r['mae'] / persistence:14.3f} {r['rmse']:7.3f} "
               f"{r['mase']:6.3f} {seconds}{mark}")  # fmt: skip
     maes = ", ".join(f"{m:.3f}" for m in seeded["mae"])
     print(f"\n{best} over {seeds} seeds: MAE {seeded['mae_mean']:.3f} "

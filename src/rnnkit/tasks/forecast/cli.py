@@ -32,7 +32,7 @@ DEFAULTS = {
     "hidden": 64,
     "layers": 1,
     "batch_size": 64,
-    "lr": 3e-3,
+    "lr": 1e-3,
     "eval_every": 100,
 }
 
