@@ -8,9 +8,9 @@ STAMP := $(VENV)/.rnnkit-installed
 
 .PHONY: demo test lint format bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,forecast]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,forecast,classify]'
 	touch $(STAMP)
 
 # The main job: a character model trained for two minutes on Python's own

@@ -12,6 +12,7 @@ import sys
 from . import __version__
 from .cpu import keep_freed_memory
 from .tasks import demo, diagnose, lab, text
+from .tasks.classify import cli as classify
 from .tasks.forecast import cli as forecast
 
 
@@ -20,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo, text, forecast, lab, diagnose]
+TASKS = [demo, text, forecast, classify, lab, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

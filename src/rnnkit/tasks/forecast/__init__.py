@@ -1,1 +1,1 @@
-"""Forecasting from a CSV of measurements: data, windows, baselines and metrics (issue 5, in progress)."""
+"""Forecasting from a CSV of measurements: data, windows, model, calibration, baselines and metrics."""

@@ -1,0 +1,249 @@
+"""`rnnkit classify train | eval | predict`: labelled series to a trained classifier and an honest accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...models import Pooling
+from ...runs import RunDir
+from ..common import add_train_options, check_model_options, open_run, run_training
+from . import data
+from .output import plot_confusion, write_predictions
+from .task import (
+    ClassifyTask,
+    build_model,
+    encode,
+    evaluate_test,
+    fit_scaler,
+    load_test,
+    load_training,
+    predict_proba,
+)
+
+TASK = "classify"
+# The best of benchmarks/classify.py (see the README).
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 128,
+    "layers": 1,
+    "batch_size": 16,
+    "lr": 1e-3,
+    "eval_every": 50,
+    "dropout": 0.1,
+}
+DEFAULT_POOLING = "last"
+DEFAULT_CONV = True
+# The budget when none is given: this many passes over the training part, within these bounds.
+AUTO_EPOCHS, AUTO_MIN_STEPS, AUTO_MAX_STEPS, AUTO_MINUTES = 300, 1000, 6000, 10.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        TASK, help="time-series classification: one label per series (many-to-one)"
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    p = verbs.add_parser("train", help="train a classifier; prints the test table at the end")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        help="a UCR/UEA set shipped with sktime (GunPoint, ItalyPowerDemand, ArrowHead, "
+        "BasicMotions, JapaneseVowels, ...; pip install 'rnnkit[classify]')",
+    )
+    g.add_argument("--train", help="training series: a .ts, .npz or CSV file")
+    g.add_argument("--test", help="test series, in the same form as --train")
+    g.add_argument(
+        "--label-col", default="label", help="the label column of a CSV file (default label)"
+    )
+    g.add_argument(
+        "--znorm", action="store_true", help="z-normalise every series (each channel) on its own"
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of each class held out of training for validation (default 0.2)",
+    )
+    g = p.add_argument_group("classifier")
+    g.add_argument(
+        "--pooling",
+        choices=Pooling.KINDS,
+        default=DEFAULT_POOLING,
+        help=f"how the RNN's outputs become one vector (default {DEFAULT_POOLING})",
+    )
+    conv = g.add_mutually_exclusive_group()
+    conv.add_argument(
+        "--conv",
+        dest="conv",
+        action="store_true",
+        default=DEFAULT_CONV,
+        help="a convolutional branch beside the RNN, as in LSTM-FCN"
+        + (" (the default)" if DEFAULT_CONV else ""),
+    )
+    conv.add_argument(
+        "--no-conv", dest="conv", action="store_false", help="the RNN alone (purely recurrent)"
+    )
+    add_train_options(p, **DEFAULTS)
+    p.set_defaults(run=train)
+
+    p = verbs.add_parser("eval", help="accuracy, macro F1 and confusion on the test set, baselines")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(run=evaluate)
+
+    p = verbs.add_parser("predict", help="labels and class probabilities for new series, as CSV")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument(
+        "--input", required=True, help="series: a .ts, .npz or CSV file (labels optional)"
+    )
+    p.add_argument("--out", help="CSV to write (default RUN/predictions.csv)")
+    p.set_defaults(run=predict)
+
+
+def source_config(args: argparse.Namespace) -> dict:
+    if args.dataset and (args.train or args.test):
+        raise ValueError("give --dataset or --train/--test, not both")
+    if args.dataset:
+        return {"kind": "named", "name": args.dataset}
+    if not (args.train and args.test):
+        raise ValueError("give --dataset NAME (a UCR/UEA set) or both --train FILE and --test FILE")
+    return {
+        "kind": "files",
+        "train": str(Path(args.train).resolve()),
+        "test": str(Path(args.test).resolve()),
+        "label_col": args.label_col,
+    }
+
+
+def auto_budget(args: argparse.Namespace, steps_per_epoch: int) -> str:
+    """Without --steps, --epochs or --minutes, a budget that grows with the data set."""
+    if args.steps is None and args.epochs is None and args.minutes is None:
+        args.steps = min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, AUTO_EPOCHS * steps_per_epoch))
+        args.minutes = AUTO_MINUTES
+        return f"{args.steps} steps (at most {AUTO_MINUTES:g} minutes)"
+    return "as given"
+
+
+def train(args: argparse.Namespace) -> int:
+    check_model_options(args)
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    source = source_config(args)
+    config = {"task": TASK, "source": source}
+    training = load_training(config)
+    data.check_training(training)
+    test = load_test(config)  # read now so that a bad file stops us before a run exists
+    data.check_compatible(training, test)
+    fit_part, val_part = data.stratified_split(training.labels, args.val_fraction, args.seed)
+    if len(val_part) == 0:
+        raise ValueError("the validation part is empty: raise --val-fraction or give more series")
+    fitted = training.subset(fit_part)
+    config.update(
+        classes=training.classes,
+        channels=training.channels,
+        znorm=args.znorm,
+        val_fraction=args.val_fraction,
+        pooling=args.pooling,
+        conv=args.conv,
+        cell=args.cell,
+        hidden=args.hidden,
+        layers=args.layers,
+        bidirectional=args.bidirectional,
+        dropout=args.dropout,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    config["scaler"] = fit_scaler(data.z_normalise(fitted) if args.znorm else fitted)
+    comparable = tuple(k for k in config if k not in ("task", "scaler"))
+    run = open_run(args, TASK, config, comparable)
+    encoded_fit = encode(fitted, config)
+    task = ClassifyTask(encoded_fit, encode(training.subset(val_part), config), config)
+    steps_per_epoch = max(1, math.ceil(len(fit_part) / task.batches.batch))
+    budget = auto_budget(args, steps_per_epoch)
+    lengths = training.lengths
+    print(
+        f"classify {training.source}: {len(training)} training series ({len(fit_part)} train, "
+        f"{len(val_part)} validation), {len(test)} test, {len(training.classes)} classes, "
+        f"{training.channels} channel{'s' * (training.channels != 1)}, length "
+        f"{lengths.min()}{'' if lengths.min() == lengths.max() else f'-{lengths.max()}'}; "
+        f"{args.cell}{' bidirectional' if args.bidirectional else ''} {args.hidden}, pooling "
+        f"{args.pooling}{', conv branch' if args.conv else ''}; budget {budget}; run in {run.path}",
+        flush=True,
+    )
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    result = run_training(model, task, args, run, config, steps_per_epoch, f"classify: {args.cell}")
+    print(f"best validation error {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
+    run.load_weights(model)
+    report(test_result(model.cpu(), run, config, training, test), config)
+    return 0
+
+
+def test_result(model, run: RunDir, config: dict, training, test) -> dict:
+    """Score the test set once, write the confusion PNG, and return the JSON of ``eval``."""
+    result = evaluate_test(
+        model, encode(training, config), encode(test, config), len(config["classes"])
+    )
+    result["classes"] = config["classes"]
+    plot_confusion(run.file("confusion.png"), np.array(result["confusion"]), config["classes"])
+    return result
+
+
+def report(result: dict, config: dict) -> None:
+    print(f"test set, {result['test_series']} series, {len(config['classes'])} classes:")
+    print(f"{'':12s} {'accuracy':>9s} {'macro F1':>9s}")
+    rows = [("model", result)] + list(result["baselines"].items())
+    for name, m in rows:
+        print(f"{name:12s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f}")
+
+
+def load_run(path: str) -> tuple[RunDir, dict]:
+    run = RunDir(path)
+    config = run.read_config()
+    if config["task"] != TASK:
+        raise ValueError(f"{path} holds a {config['task']!r} run, not a classify run")
+    return run, config
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    run, config = load_run(args.run_dir)
+    model = build_model(config)
+    run.load_weights(model)
+    training, test = load_training(config), load_test(config)
+    result = test_result(model, run, config, training, test)
+    report(result, config)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    run, config = load_run(args.run_dir)
+    label_col = config["source"].get("label_col", "label")
+    series = data.read_file(args.input, label_col, need_labels=False)
+    known = {"channels": config["channels"], "classes": config["classes"]}
+    if series.channels != known["channels"]:
+        raise ValueError(
+            f"{args.input} has {series.channels} channels, the run was trained on {known['channels']}"
+        )
+    model = build_model(config)
+    run.load_weights(model)
+    proba = predict_proba(model, encode(series, config, labelled=False))
+    out = Path(args.out) if args.out else run.file("predictions.csv")
+    if out.exists() and out.is_dir():
+        raise ValueError(f"--out {out} is a folder, not a file")
+    write_predictions(out, proba, config["classes"], series.labels)
+    labelled = series.labels != ""
+    line = f"{len(series)} series -> {out}"
+    if labelled.any():
+        predicted = np.array(config["classes"])[proba.argmax(1)]
+        hits = (predicted[labelled] == series.labels[labelled]).mean()
+        line += f"; accuracy on the {int(labelled.sum())} labelled: {hits:.4f}"
+    print(line)
+    return 0
