@@ -15,16 +15,13 @@ prints the table beside the published figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-from rnnkit.cli import main
+from harness import rnnkit, write_result
 
 ROOT = Path(__file__).resolve().parent
 # Published test accuracies with the standard splits (the table):
@@ -52,15 +49,6 @@ GRID = {  # the search behind the defaults: each row is a set of options added t
         "attention",
     ],
 }
-
-
-def rnnkit(*argv) -> str:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([str(a) for a in argv])
-    if code:
-        raise SystemExit(f"rnnkit {' '.join(map(str, argv))} failed with status {code}")
-    return out.getvalue()
 
 
 def one_run(work: Path, name: str, seed: int, options: list[str]) -> dict:
@@ -95,12 +83,7 @@ def grid(sets: list[str], seeds: int, minutes: float | None) -> None:
                   f"{rows[label]['accuracy']:.4f}  ({rows[label]['seconds']:.0f} s per run)", flush=True)  # fmt: skip
     best = min(rows, key=lambda k: rows[k]["val_error"])
     print(f"chosen on validation: {best}")
-    write("classify_grid.json", {"sets": sets, "seeds": seeds, "rows": rows, "chosen": best})
-
-
-def write(name: str, payload: dict) -> None:
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / name).write_text(json.dumps(payload, indent=1) + "\n")
+    write_result("classify_grid.json", {"sets": sets, "seeds": seeds, "rows": rows, "chosen": best})
 
 
 def run() -> None:
@@ -140,7 +123,7 @@ def run() -> None:
         rnn = configs.get("rnn", {}).get("accuracy_mean", float("nan"))
         nn1 = next(iter(configs.values()))["runs"][0]["nn1"]
         print(f"{name:18s} {default:8.4f} {rnn:9.4f} {nn1:6.3f} {best_published:16.3f}")
-    write("classify.json", {"seeds": args.seeds, "published": PUBLISHED, "results": results})
+    write_result("classify.json", {"seeds": args.seeds, "published": PUBLISHED, "results": results})
 
 
 if __name__ == "__main__":

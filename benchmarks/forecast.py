@@ -18,16 +18,14 @@ Not a test: about 35 minutes at --minutes 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from harness import rnnkit, write_result
 
-from rnnkit.cli import main
 from rnnkit.tasks.forecast import metrics, windows
 from rnnkit.tasks.forecast.data import calendar_features
 from rnnkit.tasks.forecast.sources import load_builtin
@@ -35,15 +33,6 @@ from rnnkit.tasks.forecast.sources import load_builtin
 ROOT = Path(__file__).resolve().parent
 WINDOW, HORIZON = 30, 7
 FEATURES = ("temp_min", "precipitation", "wind")
-
-
-def rnnkit(*argv: str) -> str:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([str(a) for a in argv])
-    if code:
-        raise SystemExit(f"rnnkit {' '.join(map(str, argv))} failed with status {code}")
-    return out.getvalue()
 
 
 def lagged(y: np.ndarray, origins: np.ndarray, lags: int) -> np.ndarray:
@@ -168,7 +157,7 @@ def normalisation_part(name: str, minutes: float, seeds: int = 3) -> None:
     for label, scores in scored["baselines"].items():
         summary[label] = {"mae_mean": scores["mae"], "mase": scores["mase"]}
         print(f"{label:28s} {scores['mae']:9.3f}")
-    write(f"forecast_{name}.json", {"data": name, "minutes_per_model": minutes,
+    write_result(f"forecast_{name}.json", {"data": name, "minutes_per_model": minutes,
                                     "origins": scored["origins"], "results": summary})  # fmt: skip
 
 
@@ -179,11 +168,6 @@ def over_seeds(runs: list[dict]) -> dict:
     if "interval" in runs[0]:
         summary["coverage"] = [r["interval"]["coverage"] for r in runs]
     return summary
-
-
-def write(name: str, summary: dict) -> None:
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / name).write_text(json.dumps(summary, indent=1) + "\n")
 
 
 def seattle_part(minutes: float, seeds: int) -> None:
@@ -262,7 +246,7 @@ def seattle_part(minutes: float, seeds: int) -> None:
     interval = quantile["interval"]
     print(f"{best}, quantiles 0.1/0.5/0.9: median MAE {quantile['mae']:.3f}, the 0.1-0.9 interval "
           f"covers {interval['coverage']:.1%} (nominal 80%), mean width {interval['width']:.2f}")  # fmt: skip
-    write("forecast_seattle.json", {"data": "seattle-weather temp_max", "window": WINDOW,
+    write_result("forecast_seattle.json", {"data": "seattle-weather temp_max", "window": WINDOW,
           "horizon": HORIZON, "minutes_per_model": minutes, "chosen": best, "results": rows,
           "chosen_over_seeds": seeded, "cli_defaults": defaults, "quantiles": quantile})  # fmt: skip
 

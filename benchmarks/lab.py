@@ -15,36 +15,22 @@ Not a test: a part takes from a minute (flow) to about an hour (adding200).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-from rnnkit.cli import main
+from harness import rnnkit
+
 from rnnkit.tasks.lab import draw_comparison
 
 ROOT = Path(__file__).resolve().parent
 RESULTS, DOCS = ROOT / "results", ROOT.parent / "docs" / "lab"
 
 
-def rnnkit(*argv: str) -> str:
-    """Run the CLI in this process; return its stdout (also echoed)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(argv))
-    sys.stdout.write(out.getvalue())
-    sys.stdout.flush()
-    if code:
-        raise SystemExit(f"rnnkit {' '.join(argv)} failed with status {code}")
-    return out.getvalue()
-
-
 def compare(work: Path, name: str, *argv: str) -> dict:
     out = work / name
-    text = rnnkit("lab", "compare", "--threads", "1", "--out", str(out), *argv)
+    text = rnnkit("lab", "compare", "--threads", "1", "--out", str(out), *argv, echo=True)
     result = json.loads(text.strip().splitlines()[-1])
     publish_plots(out, name)
     return result
@@ -130,16 +116,26 @@ def part_flow(work: Path) -> dict:
         name = cell if init == "default" else f"{cell}-chrono"
         out = work / f"flow-{name}"
         rnnkit("lab", "gradients", "--cell", cell, "--init", init, "--task", "adding",
-               "--length", "101", "--steps", "0", "--out", str(out))  # fmt: skip
+               "--length", "101", "--steps", "0", "--out", str(out), echo=True)  # fmt: skip
         summary = json.loads((out / "gradient_flow.json").read_text())
         shrink[name] = summary["summary"][0]["shrink_100"]
         shutil.copy(out / "gradient_flow_lines.png", DOCS / f"flow_init_{name}.png")
     power_out = work / "power"
-    rnnkit("lab", "power", "--radii", "0.9,1.0,1.1", "--length", "200", "--out", str(power_out))
+    rnnkit(
+        "lab",
+        "power",
+        "--radii",
+        "0.9,1.0,1.1",
+        "--length",
+        "200",
+        "--out",
+        str(power_out),
+        echo=True,
+    )
     power = json.loads((power_out / "power_method.json").read_text())
     shutil.copy(power_out / "power_method.png", DOCS / "power_method.png")
     explode_out = work / "explode"
-    rnnkit("lab", "explode", "--out", str(explode_out))
+    rnnkit("lab", "explode", "--out", str(explode_out), echo=True)
     explode = json.loads((explode_out / "explode.json").read_text())
     shutil.copy(explode_out / "explode.png", DOCS / "explode.png")
     for run in explode["runs"]:

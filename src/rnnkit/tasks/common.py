@@ -159,6 +159,15 @@ def open_run(
     return run
 
 
+def read_run(path: str, task: str) -> tuple[RunDir, dict]:
+    """A finished or stopped run of ``task`` and its config, or a one-line error."""
+    run = RunDir(path)
+    config = run.read_config()
+    if config.get("task") != task:
+        raise ValueError(f"{path} holds a {config.get('task')!r} run, not a {task} run")
+    return run, config
+
+
 def run_training(
     model, task, args, run: RunDir, config: dict, steps_per_epoch: int, title: str
 ) -> dict:

@@ -30,8 +30,7 @@ from .. import decoding
 from ..diagnostics import GradientFlow, gradient_flow
 from ..models import SequenceTagger
 from ..recurrent import RNN
-from ..runs import RunDir
-from .common import add_train_options, check_model_options, open_run, run_training
+from .common import add_train_options, check_model_options, open_run, read_run, run_training
 
 TASK = "text"
 UNKNOWN = "\ufffd"  # stands for the characters rarer than --min-count
@@ -531,10 +530,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def load_run(path: str, device: str | None) -> tuple[dict, SequenceTagger, Vocab, torch.device]:
-    run = RunDir(path)
-    config = run.read_config()
-    if config["task"] != TASK:
-        raise ValueError(f"{path} holds a {config['task']!r} run, not a text run")
+    run, config = read_run(path, TASK)
     model = build_model(config)
     run.load_weights(model)
     dev = (

@@ -12,7 +12,7 @@ import torch
 
 from ...models import Pooling
 from ...runs import RunDir
-from ..common import add_train_options, check_model_options, open_run, run_training
+from ..common import add_train_options, check_model_options, open_run, read_run, run_training
 from . import data
 from .output import plot_confusion, write_predictions
 from .task import (
@@ -203,16 +203,8 @@ def report(result: dict, config: dict) -> None:
         print(f"{name:12s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f}")
 
 
-def load_run(path: str) -> tuple[RunDir, dict]:
-    run = RunDir(path)
-    config = run.read_config()
-    if config["task"] != TASK:
-        raise ValueError(f"{path} holds a {config['task']!r} run, not a classify run")
-    return run, config
-
-
 def evaluate(args: argparse.Namespace) -> int:
-    run, config = load_run(args.run_dir)
+    run, config = read_run(args.run_dir, TASK)
     model = build_model(config)
     run.load_weights(model)
     training, test = load_training(config), load_test(config)
@@ -224,7 +216,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    run, config = load_run(args.run_dir)
+    run, config = read_run(args.run_dir, TASK)
     label_col = config["source"].get("label_col", "label")
     series = data.read_file(args.input, label_col, need_labels=False)
     known = {"channels": config["channels"], "classes": config["classes"]}

@@ -15,6 +15,7 @@ from ..common import (
     check_model_options,
     number_list,
     open_run,
+    read_run,
     run_training,
 )
 from . import calibration, prepare
@@ -258,16 +259,8 @@ def load_shifts(run: RunDir) -> np.ndarray | None:
     return np.array(json.loads(path.read_text())["shifts"]) if path.exists() else None
 
 
-def load_run(path: str) -> tuple[RunDir, dict]:
-    run = RunDir(path)
-    config = run.read_config()
-    if config["task"] != TASK:
-        raise ValueError(f"{path} holds a {config['task']!r} run, not a forecast run")
-    return run, config
-
-
 def evaluate(args: argparse.Namespace) -> int:
-    run, config = load_run(args.run_dir)
+    run, config = read_run(args.run_dir, TASK)
     series = build_series(config)
     model = build_model(config, len(series.names))
     run.load_weights(model)
@@ -279,7 +272,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    run, config = load_run(args.run_dir)
+    run, config = read_run(args.run_dir, TASK)
     source = dict(config)
     if args.csv:
         source["source"] = {"kind": "csv", "path": args.csv}
