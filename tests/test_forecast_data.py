@@ -139,19 +139,6 @@ def test_series_too_short_says_how_long_it_must_be():
         windows.chronological_split(50, window=30, horizon=7)
 
 
-def test_window_normalisation_and_differencing_round_trip():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4, 10, 2)) * 5 + 100
-    mean, scale = windows.window_statistics(x, [0])
-    assert np.allclose(((x[:, :, 0] - mean) / scale).mean(1), 0) and mean.shape == (4, 1)
-    series = np.cumsum(rng.normal(size=(30, 1)), 0) + 0.5 * np.arange(30)[:, None]
-    steps = windows.difference(series)
-    origins = np.array([10, 20])
-    future = np.stack([steps[o - 1 : o + 2] for o in origins])  # the true next 3 differences
-    rebuilt = windows.integrate(series[origins - 1], future)
-    assert np.allclose(rebuilt, np.stack([series[o : o + 3] for o in origins]))
-
-
 def test_baselines_and_metrics_by_hand():
     series = np.arange(20, dtype=float)[:, None] % 4  # period 4: 0 1 2 3 0 1 2 3 ...
     origins = np.array([8, 12])

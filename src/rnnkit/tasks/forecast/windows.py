@@ -102,26 +102,3 @@ class Scaler:
     @classmethod
     def from_state(cls, state: dict) -> Scaler:
         return cls(np.asarray(state["mean"]), np.asarray(state["std"]))
-
-
-def window_statistics(inputs: np.ndarray, channels: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window normalisation: each window's own mean and spread of the target channels, (n, K).
-
-    A model sees (x - mean) / scale and predicts in those units; the forecast
-    is mapped back with the same numbers, so a level or trend the training
-    data never reached does not push the inputs out of range.
-    """
-    part = inputs[:, :, channels]
-    mean = part.mean(1)
-    scale = part.std(1)
-    return mean, np.where(scale > 1e-8, scale, 1.0)
-
-
-def difference(values: np.ndarray) -> np.ndarray:
-    """First differences y_t - y_(t-1), (N - 1, C): a trend becomes a level."""
-    return np.diff(values, axis=0)
-
-
-def integrate(last: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Undo ``difference`` for a forecast: last observed value (n, K) plus the running sum of (n, H, K)."""
-    return last[:, None, :] + np.cumsum(steps, axis=1)
