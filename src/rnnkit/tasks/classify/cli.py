@@ -221,10 +221,9 @@ def predict(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
     label_col = config["source"].get("label_col", "label")
     series = data.read_file(args.input, label_col, need_labels=False)
-    known = {"channels": config["channels"], "classes": config["classes"]}
-    if series.channels != known["channels"]:
+    if series.channels != config["channels"]:
         raise ValueError(
-            f"{args.input} has {series.channels} channels, the run was trained on {known['channels']}"
+            f"{args.input} has {series.channels} channels, the run was trained on {config['channels']}"
         )
     model = build_model(config)
     run.load_weights(model)
