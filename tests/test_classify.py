@@ -237,6 +237,21 @@ def test_a_trained_classifier_beats_the_majority_class(files, tmp_path, capsys):
     assert model_accuracy >= 0.9  # majority: 0.5
 
 
+def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tmp_path, capsys):
+    train, test = files["npz"]
+    out = tmp_path / "run"
+    code, stdout, err = cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL,
+                            "--refit", "--out", out)  # fmt: skip
+    assert code == 0, err
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = min(records, key=lambda r: r["val_loss"])["step"]
+    assert json.loads((out / "refit.json").read_text()) == {"steps": best, "series": 40}
+    assert f"refit on all 40 training series for {best} steps" in stdout
+    code, stdout, err = cli(capsys, "classify", "eval", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["test_series"] == 20
+
+
 def test_predict_reads_unlabelled_series(files, tmp_path, capsys):
     train, test = files["csv"]
     out = tmp_path / "run"

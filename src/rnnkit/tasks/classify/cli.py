@@ -5,18 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from ...distributed import World, pick_device
 from ...models import Pooling
-from ...runs import RunDir
-from ..common import add_train_options, check_model_options, open_run, read_run, run_training
+from ...runs import RunDir, save_json
+from ...training import Trainer
+from ..common import (
+    add_train_options,
+    check_model_options,
+    open_run,
+    read_run,
+    run_training,
+    train_config,
+)
 from . import data
 from .output import plot_confusion, write_predictions
 from .task import (
     ClassifyTask,
+    Encoded,
     build_model,
     encode,
     evaluate_test,
@@ -91,6 +104,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument(
         "--no-conv", dest="conv", action="store_false", help="the RNN alone (purely recurrent)"
     )
+    g.add_argument(
+        "--refit",
+        action="store_true",
+        help="after early stopping, train afresh on every training series (validation part "
+        "included) for as many steps as the best validation score took",
+    )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
 
@@ -136,6 +155,8 @@ def train(args: argparse.Namespace) -> int:
     check_model_options(args)
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--refit trains in one process; run it without torchrun")
     source = source_config(args)
     config = {"task": TASK, "source": source}
     training = load_training(config)
@@ -160,6 +181,7 @@ def train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         batch_size=args.batch_size,
         seed=args.seed,
+        refit=args.refit,
     )
     config["scaler"] = fit_scaler(data.z_normalise(fitted) if args.znorm else fitted)
     comparable = tuple(k for k in config if k not in ("task", "scaler"))
@@ -182,9 +204,32 @@ def train(args: argparse.Namespace) -> int:
     model = build_model(config)
     result = run_training(model, task, args, run, config, steps_per_epoch, f"classify: {args.cell}")
     print(f"best validation error {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
+    if args.refit:
+        model = refit(run, config, encode(training, config), args)
     run.load_weights(model)
     report(test_result(model.cpu(), run, config, training, test), config)
     return 0
+
+
+def refit(run: RunDir, config: dict, everything: Encoded, args: argparse.Namespace) -> nn.Module:
+    """A fresh model trained on all training series for the best evaluation's step count.
+
+    Its final weights replace the selected ones (the validation part can no
+    longer judge them); ``refit.json`` records the steps.
+    """
+    records = run.read_metrics()
+    steps = min(records, key=lambda r: r["val_loss"])["step"]  # the first of equals: the earliest
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    task = ClassifyTask(everything, everything, config)  # its evaluation is never used to select
+    train_cfg = replace(
+        train_config(args, 1), steps=steps, minutes=None, eval_every=steps, patience=0
+    )
+    Trainer(model, task, train_cfg, device=pick_device(args.device, World()), quiet=True).fit()
+    run.save_weights(model.cpu())
+    save_json(run.file("refit.json"), {"steps": steps, "series": int(len(everything.y))})
+    print(f"refit on all {len(everything.y)} training series for {steps} steps")
+    return model
 
 
 def test_result(model, run: RunDir, config: dict, training, test) -> dict:
