@@ -240,8 +240,9 @@ def test_a_trained_classifier_beats_the_majority_class(files, tmp_path, capsys):
 def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tmp_path, capsys):
     train, test = files["npz"]
     out = tmp_path / "run"
-    code, stdout, err = cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL,
-                            "--refit", "--out", out)  # fmt: skip
+    code, stdout, err = cli(
+        capsys, "classify", "train", "--train", train, "--test", test, *SMALL, "--out", out
+    )  # fmt: skip (refit is the default)
     assert code == 0, err
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best = min(records, key=lambda r: r["val_loss"])["step"]
@@ -255,10 +256,10 @@ def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tm
 def test_predict_reads_unlabelled_series(files, tmp_path, capsys):
     train, test = files["csv"]
     out = tmp_path / "run"
-    assert (
-        cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL, "--out", out)[0]
-        == 0
-    )
+    code, _, err = cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL,
+                       "--no-refit", "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert not (out / "refit.json").exists()  # the weights chosen on validation stay
     unlabelled = tmp_path / "new.csv"
     unlabelled.write_text("a,b,c,d\n" + "\n".join(",".join(f"{np.sin(k + i):.3f}" for k in range(4)) for i in range(3)) + "\n")  # fmt: skip
     code, stdout, err = cli(
