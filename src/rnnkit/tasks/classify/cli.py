@@ -52,6 +52,7 @@ DEFAULTS = {
 }
 DEFAULT_POOLING = "last"
 DEFAULT_CONV = True
+DEFAULT_REFIT = True
 # The budget when none is given: this many passes over the training part, within these bounds.
 # On ArrowHead (29 training series) 4000 steps beat 1000 on validation (mean error over 3 seeds
 # 0.0001 against 0.056; benchmarks/results/classify_arrowhead_budget.json). The refit takes at
@@ -93,33 +94,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_POOLING,
         help=f"how the RNN's outputs become one vector (default {DEFAULT_POOLING})",
     )
-    conv = g.add_mutually_exclusive_group()
-    conv.add_argument(
-        "--conv",
-        dest="conv",
-        action="store_true",
-        default=DEFAULT_CONV,
-        help="a convolutional branch beside the RNN, as in LSTM-FCN"
-        + (" (the default)" if DEFAULT_CONV else ""),
-    )
-    conv.add_argument(
-        "--no-conv", dest="conv", action="store_false", help="the RNN alone (purely recurrent)"
-    )
-    refit = g.add_mutually_exclusive_group()
-    refit.add_argument(
-        "--refit",
-        dest="refit",
-        action="store_true",
-        default=True,
-        help="after early stopping, train afresh on every training series (validation part "
-        "included) for as many steps as the best validation score took (the default)",
-    )
-    refit.add_argument(
-        "--no-refit",
-        dest="refit",
-        action="store_false",
-        help="keep the weights chosen on the validation part",
-    )
+    add_switch(g, "conv", DEFAULT_CONV, "a convolutional branch beside the RNN, as in LSTM-FCN",
+               "the RNN alone (purely recurrent)")  # fmt: skip
+    add_switch(g, "refit", DEFAULT_REFIT, "after early stopping, train afresh on every training "
+               "series (validation part included) for as many steps as the best validation score "
+               "took", "keep the weights chosen on the validation part")  # fmt: skip
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
 
@@ -135,6 +114,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="CSV to write (default RUN/predictions.csv)")
     p.set_defaults(run=predict)
+
+
+def add_switch(group, name: str, default: bool, on: str, off: str) -> None:
+    """--NAME and --no-NAME, exclusive, the default marked in the help."""
+    both = group.add_mutually_exclusive_group()
+    mark = " (the default)"
+    both.add_argument(f"--{name}", dest=name, action="store_true", default=default,
+                      help=on + (mark if default else ""))  # fmt: skip
+    both.add_argument(f"--no-{name}", dest=name, action="store_false",
+                      help=off + ("" if default else mark))  # fmt: skip
 
 
 def source_config(args: argparse.Namespace) -> dict:
