@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli as cli
+from safetensors.torch import load_file
 
 from rnnkit.cells import CELLS
 from rnnkit.models import Pooling
 from rnnkit.tasks.classify import data, metrics
-from rnnkit.tasks.classify.model import Classifier
+from rnnkit.tasks.classify.model import Classifier, Ensemble
+from rnnkit.tasks.classify.task import build_model
 
 
 def toy_series(n, seed, channels=1, lengths=(30, 30)):
@@ -246,8 +248,52 @@ def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tm
     assert code == 0, err
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best = min(records, key=lambda r: r["val_loss"])["step"]
-    assert json.loads((out / "refit.json").read_text()) == {"steps": best, "series": 40}
+    assert json.loads((out / "refit.json").read_text()) == {
+        "steps": best,
+        "series": 40,
+        "members": 1,
+    }
     assert f"refit on all 40 training series for {best} steps" in stdout
+    code, stdout, err = cli(capsys, "classify", "eval", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["test_series"] == 20
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    torch.manual_seed(0)
+    members = [Classifier("gru", 2, 3, hidden=5, conv=conv) for conv in (False, True, False)]
+    ensemble = Ensemble(members).eval()
+    x, lengths = torch.randn(4, 9, 2), torch.tensor([9, 3, 5, 9])
+    want = torch.stack([torch.softmax(m(x, lengths), -1) for m in members]).mean(0)
+    torch.testing.assert_close(torch.softmax(ensemble(x, lengths), -1), want)
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([])
+
+
+def test_ensemble_refits_its_members_from_successive_seeds(files, tmp_path, capsys):
+    train, test = files["npz"]
+    out = tmp_path / "run"
+    code, stdout, err = cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL,
+                            "--ensemble", "2", "--seed", "3", "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert json.loads((out / "refit.json").read_text())["members"] == 2
+    assert "(2 members)" in stdout
+    config = json.loads((out / "config.json").read_text())
+    model = build_model(config)
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    state = load_file(str(out / "model.safetensors"))
+    first = {k[len("members.0.") :]: v for k, v in state.items() if k.startswith("members.0.")}
+    second = {k[len("members.1.") :]: v for k, v in state.items() if k.startswith("members.1.")}
+    assert first.keys() == second.keys() and any(
+        not torch.equal(first[k], second[k]) for k in first
+    )
+    # the first member is the model a single refit from the same seed gives
+    single = tmp_path / "single"
+    code, _, err = cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL,
+                       "--seed", "3", "--out", single)  # fmt: skip
+    assert code == 0, err
+    alone = load_file(str(single / "model.safetensors"))
+    assert alone.keys() == first.keys() and all(torch.equal(alone[k], first[k]) for k in alone)
     code, stdout, err = cli(capsys, "classify", "eval", out, "--json")
     assert code == 0, err
     assert json.loads(stdout.strip().splitlines()[-1])["test_series"] == 20
@@ -288,6 +334,8 @@ def test_named_set_end_to_end(tmp_path, capsys):
         ),
         (["--train", "missing.csv", "--test", "missing.csv"], "missing.csv: no such file"),
         (["--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
+        (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
+        (["--ensemble", "2", "--no-refit"], "--ensemble refits its members on every training"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, args, message):

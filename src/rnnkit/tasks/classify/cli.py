@@ -26,6 +26,7 @@ from ..common import (
     train_config,
 )
 from . import data
+from .model import Ensemble
 from .output import plot_confusion, write_predictions
 from .task import (
     ClassifyTask,
@@ -53,6 +54,7 @@ DEFAULTS = {
 DEFAULT_POOLING = "last"
 DEFAULT_CONV = True
 DEFAULT_REFIT = True
+DEFAULT_ENSEMBLE = 1
 # The budget when none is given: this many passes over the training part, within these bounds.
 # On ArrowHead (29 training series) 4000 steps beat 1000 on validation (mean error over 3 seeds
 # 0.0001 against 0.056; benchmarks/results/classify_arrowhead_budget.json). The refit takes at
@@ -99,6 +101,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_switch(g, "refit", DEFAULT_REFIT, "after early stopping, train afresh on every training "
                "series (validation part included) for as many steps as the best validation score "
                "took", "keep the weights chosen on the validation part")  # fmt: skip
+    g.add_argument(
+        "--ensemble",
+        type=int,
+        default=DEFAULT_ENSEMBLE,
+        metavar="K",
+        help="refit K models from seeds SEED, SEED+1, ... and average their class probabilities "
+        f"(default {DEFAULT_ENSEMBLE})",
+    )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
 
@@ -156,6 +166,10 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--refit trains in one process; run it without torchrun")
+    if args.ensemble < 1:
+        raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
+    if args.ensemble > 1 and not args.refit:
+        raise ValueError("--ensemble refits its members on every training series: drop --no-refit")
     source = source_config(args)
     config = {"task": TASK, "source": source}
     training = load_training(config)
@@ -181,6 +195,7 @@ def train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         refit=args.refit,
+        ensemble=args.ensemble,
     )
     config["scaler"] = fit_scaler(data.z_normalise(fitted) if args.znorm else fitted)
     comparable = tuple(k for k in config if k not in ("task", "scaler"))
@@ -200,34 +215,53 @@ def train(args: argparse.Namespace) -> int:
         flush=True,
     )
     torch.manual_seed(args.seed)
-    model = build_model(config)
+    model = build_model(config, members=1)
     result = run_training(model, task, args, run, config, steps_per_epoch, f"classify: {args.cell}")
     print(f"best validation error {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
     if args.refit:
-        model = refit(run, config, encode(training, config), args)
-    run.load_weights(model)
+        refit(run, config, encode(training, config), args)
+    model = trained_model(run, config)
     report(test_result(model.cpu(), run, config, training, test), config)
     return 0
 
 
 def refit(run: RunDir, config: dict, everything: Encoded, args: argparse.Namespace) -> nn.Module:
-    """A fresh model trained on all training series for the best evaluation's step count.
+    """Fresh models trained on all training series for the best evaluation's step count.
 
-    Its final weights replace the selected ones (the validation part can no
+    One per ensemble member, from seeds ``seed``, ``seed + 1``, ...; their
+    final weights replace the selected ones (the validation part can no
     longer judge them); ``refit.json`` records the steps.
     """
     records = run.read_metrics()
     steps = min(records, key=lambda r: r["val_loss"])["step"]  # the first of equals: the earliest
-    torch.manual_seed(args.seed)
-    model = build_model(config)
-    task = ClassifyTask(everything, everything, config)  # its evaluation is never used to select
     train_cfg = replace(
         train_config(args, 1), steps=steps, minutes=None, eval_every=steps, patience=0
     )
-    Trainer(model, task, train_cfg, device=pick_device(args.device, World()), quiet=True).fit()
-    run.save_weights(model.cpu())
-    save_json(run.file("refit.json"), {"steps": steps, "series": int(len(everything.y))})
-    print(f"refit on all {len(everything.y)} training series for {steps} steps")
+    device = pick_device(args.device, World())
+    members = []
+    for seed in range(args.seed, args.seed + args.ensemble):
+        torch.manual_seed(seed)
+        member = build_model(config, members=1)
+        # its evaluation is never used to select
+        task = ClassifyTask(everything, everything, {**config, "seed": seed})
+        Trainer(member, task, train_cfg, device=device, quiet=True).fit()
+        members.append(member.cpu())
+    model = members[0] if len(members) == 1 else Ensemble(members)
+    run.save_weights(model)
+    save_json(
+        run.file("refit.json"),
+        {"steps": steps, "series": int(len(everything.y)), "members": len(members)},
+    )
+    ensemble = f" ({len(members)} members)" if len(members) > 1 else ""
+    print(f"refit on all {len(everything.y)} training series for {steps} steps{ensemble}")
+    return model
+
+
+def trained_model(run: RunDir, config: dict) -> nn.Module:
+    """The run's final weights: the refit ensemble when the refit finished, else the selected model."""
+    members = config.get("ensemble", 1) if run.file("refit.json").exists() else 1
+    model = build_model(config, members)
+    run.load_weights(model)
     return model
 
 
@@ -251,8 +285,7 @@ def report(result: dict, config: dict) -> None:
 
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    model = build_model(config)
-    run.load_weights(model)
+    model = trained_model(run, config)
     training, test = load_training(config), load_test(config)
     result = test_result(model, run, config, training, test)
     report(result, config)
@@ -269,8 +302,7 @@ def predict(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.input} has {series.channels} channels, the run was trained on {config['channels']}"
         )
-    model = build_model(config)
-    run.load_weights(model)
+    model = trained_model(run, config)
     proba = predict_proba(model, encode(series, config, labelled=False))
     out = Path(args.out) if args.out else run.file("predictions.csv")
     if out.exists() and out.is_dir():

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ...diagnostics import GradientFlow, gradient_flow
 from ...training import SeededSource
 from . import data, metrics
-from .model import Classifier
+from .model import Classifier, Ensemble
 
 
 @dataclass
@@ -66,7 +66,11 @@ def encode(series: data.LabelledSeries, config: dict, labelled: bool = True) -> 
     return Encoded(x, lengths, y)
 
 
-def build_model(config: dict) -> Classifier:
+def build_model(config: dict, members: int | None = None) -> nn.Module:
+    """The run's classifier, or an ensemble of ``config["ensemble"]`` of them (``members`` overrides)."""
+    count = config.get("ensemble", 1) if members is None else members
+    if count > 1:
+        return Ensemble([build_model(config, 1) for _ in range(count)])
     return Classifier(
         config["cell"],
         config["channels"],
