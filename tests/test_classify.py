@@ -251,9 +251,9 @@ def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tm
     assert json.loads((out / "refit.json").read_text()) == {
         "steps": best,
         "series": 40,
-        "members": 1,
+        "members": 3,
     }
-    assert f"refit on all 40 training series for {best} steps" in stdout
+    assert f"refit on all 40 training series for {best} steps (3 members)" in stdout
     code, stdout, err = cli(capsys, "classify", "eval", out, "--json")
     assert code == 0, err
     assert json.loads(stdout.strip().splitlines()[-1])["test_series"] == 20
@@ -290,7 +290,7 @@ def test_ensemble_refits_its_members_from_successive_seeds(files, tmp_path, caps
     # the first member is the model a single refit from the same seed gives
     single = tmp_path / "single"
     code, _, err = cli(capsys, "classify", "train", "--train", train, "--test", test, *SMALL,
-                       "--seed", "3", "--out", single)  # fmt: skip
+                       "--seed", "3", "--ensemble", "1", "--out", single)  # fmt: skip
     assert code == 0, err
     alone = load_file(str(single / "model.safetensors"))
     assert alone.keys() == first.keys() and all(torch.equal(alone[k], first[k]) for k in alone)

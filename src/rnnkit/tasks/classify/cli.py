@@ -54,7 +54,7 @@ DEFAULTS = {
 DEFAULT_POOLING = "last"
 DEFAULT_CONV = True
 DEFAULT_REFIT = True
-DEFAULT_ENSEMBLE = 1
+DEFAULT_ENSEMBLE = 3
 # The budget when none is given: this many passes over the training part, within these bounds.
 # On ArrowHead (29 training series) 4000 steps beat 1000 on validation (mean error over 3 seeds
 # 0.0001 against 0.056; benchmarks/results/classify_arrowhead_budget.json). The refit takes at
@@ -104,10 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--ensemble",
         type=int,
-        default=DEFAULT_ENSEMBLE,
         metavar="K",
         help="refit K models from seeds SEED, SEED+1, ... and average their class probabilities "
-        f"(default {DEFAULT_ENSEMBLE})",
+        f"(default {DEFAULT_ENSEMBLE}; 1 with --no-refit)",
     )
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
@@ -166,6 +165,8 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--refit trains in one process; run it without torchrun")
+    if args.ensemble is None:
+        args.ensemble = DEFAULT_ENSEMBLE if args.refit else 1
     if args.ensemble < 1:
         raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.ensemble > 1 and not args.refit:
