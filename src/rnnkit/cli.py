@@ -14,6 +14,7 @@ from .cpu import keep_freed_memory
 from .tasks import demo, diagnose, lab, text
 from .tasks.classify import cli as classify
 from .tasks.forecast import cli as forecast
+from .tasks.transcribe import cli as transcribe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo, text, forecast, classify, lab, diagnose]
+TASKS = [demo, text, forecast, classify, transcribe, lab, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

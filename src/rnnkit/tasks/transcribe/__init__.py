@@ -1,0 +1,1 @@
+"""Transcription: an encoder-decoder from one sequence to another (spelling to pronunciation)."""

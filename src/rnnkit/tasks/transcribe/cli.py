@@ -1,0 +1,359 @@
+"""`rnnkit transcribe train | eval | run`: an encoder-decoder from one sequence to another.
+
+By default spelling to pronunciation on the CMU Pronouncing Dictionary;
+``--pairs FILE`` trains on any TSV of source and target sequences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from ...runs import RunDir
+from ..common import add_train_options, check_model_options, open_run, read_run, run_training
+from .data import TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
+from .output import plot_alignments
+from .task import (
+    Encoded,
+    TranscribeTask,
+    Words,
+    build_model,
+    examples,
+    score,
+    transcribe,
+)
+
+TASK = "transcribe"
+# The best of benchmarks/transcribe.py (see the README).
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 256,
+    "layers": 1,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "eval_every": 500,
+    "dropout": 0.0,
+}
+DEFAULT_EMBED = 64
+DEFAULT_BEAM = 5
+DEFAULT_BIDIRECTIONAL = True
+DEFAULT_ATTENTION = True
+# The budget when none is given: this many passes over the training pairs, within this time.
+AUTO_EPOCHS, AUTO_MINUTES = 20, 30.0
+EXAMPLES = 12
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        TASK, help="sequence to sequence (encoder-decoder): spelling to pronunciation by default"
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    p = verbs.add_parser("train", help="train an encoder-decoder; prints the test table at the end")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--pairs",
+        help="TSV of source<TAB>target lines (default: the CMU Pronouncing Dictionary, "
+        "pip install 'rnnkit[transcribe]')",
+    )
+    for side in ("source", "target"):
+        g.add_argument(
+            f"--{side}-tokens",
+            choices=TOKENS,
+            default="chars",
+            help=f"{side} symbols of --pairs: characters or space-separated symbols (default chars)",
+        )
+    g.add_argument(
+        "--stress", action="store_true", help="CMUdict: keep the stress marks (AH0, AH1, ...)"
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.05,
+        help="share of the words held out for test (default 0.05)",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.02,
+        help="share of the words held out for validation (default 0.02)",
+    )
+    g.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the split by word, apart from --seed so that runs share a test set (default 0)",
+    )
+    g = p.add_argument_group("encoder-decoder")
+    g.add_argument("--embed", type=int, default=DEFAULT_EMBED,
+                   help=f"symbol embedding width (default {DEFAULT_EMBED})")  # fmt: skip
+    switch(g, "attention", DEFAULT_ATTENTION, "additive attention over the encoder's outputs",
+           "the plain context-vector model: the encoder's final state is all the decoder sees")  # fmt: skip
+    switch(g, "bidirectional", DEFAULT_BIDIRECTIONAL, "a bidirectional encoder",
+           "a one-way encoder")  # fmt: skip
+    g.add_argument(
+        "--teacher-forcing-final",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="scheduled sampling: the share of true previous symbols falls linearly from 1 to R "
+        "(default 1.0: always the true one)",
+    )
+    g.add_argument(
+        "--sampling-steps",
+        type=int,
+        help="steps over which the teacher-forcing share falls (default: the --steps budget)",
+    )
+    g.add_argument(
+        "--beam", type=int, default=DEFAULT_BEAM,
+        help=f"beam width of the final test (default {DEFAULT_BEAM})",
+    )  # fmt: skip
+    add_train_options(p, **DEFAULTS)
+    p.set_defaults(run=train, bidirectional=DEFAULT_BIDIRECTIONAL)
+
+    p = verbs.add_parser(
+        "eval", help="word and phone error rates on the test words, greedy and beam"
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+                   help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(run=evaluate)
+
+    p = verbs.add_parser("run", help="transcribe words (from the command line, or stdin)")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument(
+        "words", nargs="*", metavar="WORD", help="sources to transcribe (default: stdin)"
+    )
+    p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+                   help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
+    p.add_argument("--nbest", type=int, default=3, help="transcriptions per word (default 3)")
+    p.set_defaults(run=run_words)
+
+
+def switch(group, name: str, default: bool, on: str, off: str) -> None:
+    """--NAME and --no-NAME; the shared --bidirectional exists already, so only its negation is added."""
+    mark = " (the default)"
+    if name != "bidirectional":
+        group.add_argument(f"--{name}", dest=name, action="store_true", default=default,
+                           help=on + (mark if default else ""))  # fmt: skip
+    group.add_argument(f"--no-{name}", dest=name, action="store_false",
+                       help=off + ("" if default else mark))  # fmt: skip
+
+
+def source_config(args: argparse.Namespace) -> dict:
+    if args.pairs:
+        if args.stress:
+            raise ValueError("--stress is for the CMU Pronouncing Dictionary, not --pairs")
+        return {
+            "kind": "pairs",
+            "path": str(Path(args.pairs).resolve()),
+            "source_tokens": args.source_tokens,
+            "target_tokens": args.target_tokens,
+        }
+    return {"kind": "cmudict", "stress": args.stress, "source_tokens": "chars"}
+
+
+def load_pairs(source: dict) -> list[Pair]:
+    if source["kind"] == "pairs":
+        return read_tsv(source["path"], source["source_tokens"], source["target_tokens"])
+    return load_cmudict(source["stress"])
+
+
+def split(config: dict) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """The run's train, validation and test pairs, checked against what training saw."""
+    pairs = load_pairs(config["source"])
+    s = config["split"]
+    parts = split_by_key(pairs, s["test_fraction"], s["val_fraction"], s["seed"])
+    counts = [len(p) for p in parts]
+    if "counts" in s and counts != s["counts"]:
+        raise ValueError(
+            f"the data changed since training: train/validation/test pairs {counts}, "
+            f"the run saw {s['counts']}"
+        )
+    return parts
+
+
+def joiner(config: dict) -> str:
+    """How a source is written back: characters run together, symbols apart."""
+    return "" if config["source"]["source_tokens"] == "chars" else " "
+
+
+def vocabularies(config: dict) -> tuple[Vocabulary, Vocabulary]:
+    return Vocabulary(config["source_symbols"]), Vocabulary(config["target_symbols"])
+
+
+def train(args: argparse.Namespace) -> int:
+    check_model_options(args)
+    if args.embed < 1:
+        raise ValueError(f"--embed must be >= 1, got {args.embed}")
+    if args.beam < 1:
+        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+    if not 0.0 <= args.teacher_forcing_final <= 1.0:
+        raise ValueError(
+            f"--teacher-forcing-final must be in [0, 1], got {args.teacher_forcing_final}"
+        )
+    config: dict = {"task": TASK, "source": source_config(args)}
+    config["split"] = {
+        "test_fraction": args.test_fraction,
+        "val_fraction": args.val_fraction,
+        "seed": args.split_seed,
+    }
+    train_pairs, val_pairs, test_pairs = split(config)
+    config["split"]["counts"] = [len(train_pairs), len(val_pairs), len(test_pairs)]
+    source = Vocabulary.of(p.source for p in train_pairs)
+    target = Vocabulary.of(p.target for p in train_pairs)
+    config.update(
+        source_symbols=source.to_config(),
+        target_symbols=target.to_config(),
+        cell=args.cell,
+        embed=args.embed,
+        hidden=args.hidden,
+        layers=args.layers,
+        bidirectional=args.bidirectional,
+        attention=args.attention,
+        dropout=args.dropout,
+        batch_size=args.batch_size,
+        teacher_forcing_final=args.teacher_forcing_final,
+        seed=args.seed,
+    )
+    auto = args.steps is None and args.epochs is None and args.minutes is None
+    steps_per_epoch = max(1, math.ceil(len(train_pairs) / args.batch_size))
+    if auto:
+        args.epochs, args.minutes = AUTO_EPOCHS, AUTO_MINUTES
+    span = args.sampling_steps or args.steps
+    if span is None and args.epochs is not None:
+        span = math.ceil(args.epochs * steps_per_epoch)
+    if args.teacher_forcing_final < 1.0 and span is None:
+        raise ValueError(
+            "scheduled sampling needs --sampling-steps (or a --steps or --epochs budget)"
+        )
+    if span is not None and span < 1:
+        raise ValueError(f"--sampling-steps must be >= 1, got {span}")
+    comparable = tuple(k for k in config if k != "task")
+    run = open_run(args, TASK, config, comparable)
+    words = {name: len({p.key for p in part}) for name, part in
+             (("train", train_pairs), ("val", val_pairs), ("test", test_pairs))}  # fmt: skip
+    what = "CMUdict" if config["source"]["kind"] == "cmudict" else config["source"]["path"]
+    budget = f"{args.epochs:g} epochs, at most {args.minutes:g} minutes" if auto else "as given"
+    print(
+        f"transcribe {what}: {len(train_pairs)} training pairs ({words['train']} words), "
+        f"{words['val']} validation and {words['test']} test words; {len(source) - 3} source and "
+        f"{len(target) - 3} target symbols; {args.cell} {args.hidden}"
+        f"{', bidirectional encoder' if args.bidirectional else ''}"
+        f"{', attention' if args.attention else ', context vector only'}; budget {budget}; "
+        f"run in {run.path}",
+        flush=True,
+    )
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    task = TranscribeTask(
+        Encoded.of(train_pairs, source, target),
+        Words.of(val_pairs),
+        source,
+        target,
+        config,
+        span or 1,
+    )
+    result = run_training(
+        model, task, args, run, config, steps_per_epoch, f"transcribe: {args.cell}"
+    )
+    print(
+        f"best validation word error {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}"
+    )
+    run.load_weights(model)
+    report(test_result(model.cpu(), run, config, Words.of(test_pairs), args.beam))
+    return 0
+
+
+def test_result(model, run: RunDir, config: dict, words: Words, beam: int) -> dict:
+    """Greedy and beam error rates on the test words, examples, and the attention PNG."""
+    source, target = vocabularies(config)
+    greedy = score(model, words, source, target)
+    wide = score(model, words, source, target, beam)
+    result = {
+        "wer": greedy["wer"],
+        "per": greedy["per"],
+        "beam": {"wer": wide["wer"], "per": wide["per"], "k": beam},
+        "words": greedy["words"],
+        "unknown_sources": greedy["unknown"],
+        "examples": examples(words, wide["outputs"], EXAMPLES, joiner(config)),
+    }
+    if config["attention"]:
+        plot_alignments(
+            run.file("attention.png"), alignments(model, words, source, target, greedy["outputs"])
+        )
+    return result
+
+
+def alignments(
+    model, words: Words, source: Vocabulary, target: Vocabulary, outputs, count: int = 6
+):
+    """Attention weights of the greedy outputs of the first few test words."""
+    items = []
+    for src, out in list(zip(words.sources, outputs, strict=True))[:count]:
+        try:
+            ids = source.encode(src)
+        except ValueError:
+            continue
+        tgt_in = torch.tensor([[1] + target.encode(out)])
+        with torch.no_grad():
+            model.eval()
+            _, weights = model(torch.tensor([ids]), tgt_in, return_attention=True)
+        items.append((src, (*out, "</s>"), weights[0].numpy()))
+    return items
+
+
+def report(result: dict) -> None:
+    print(f"test set, {result['words']} words:")
+    print(f"{'decoding':12s} {'WER':>8s} {'PER':>8s}")
+    print(f"{'greedy':12s} {result['wer']:8.4f} {result['per']:8.4f}")
+    beam = result["beam"]
+    print(f"{'beam ' + str(beam['k']):12s} {beam['wer']:8.4f} {beam['per']:8.4f}")
+    for e in result["examples"]:
+        mark = "right" if e["right"] else "wrong, want " + " | ".join(e["references"])
+        print(f"  {e['source']:24s} -> {e['output']:28s} {mark}")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    run, config = read_run(args.run_dir, TASK)
+    if args.beam < 1:
+        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+    _, _, test_pairs = split(config)
+    model = build_model(config)
+    run.load_weights(model)
+    result = test_result(model, run, config, Words.of(test_pairs), args.beam)
+    report(result)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def run_words(args: argparse.Namespace) -> int:
+    run, config = read_run(args.run_dir, TASK)
+    if args.beam < 1 or args.nbest < 1:
+        raise ValueError("--beam and --nbest must be >= 1")
+    words = args.words or [line.strip() for line in sys.stdin if line.strip()]
+    if not words:
+        raise ValueError("no words: give them after RUN or on stdin")
+    source, target = vocabularies(config)
+    tokens = config["source"]["source_tokens"]
+    cmudict = config["source"]["kind"] == "cmudict"
+    ids = []
+    for word in words:
+        symbols = tokenize(word.lower() if cmudict else word, tokens)
+        try:
+            ids.append(source.encode(symbols, "source symbol"))
+        except ValueError as error:
+            raise ValueError(f"{word!r}: {error}") from None
+    model = build_model(config)
+    run.load_weights(model)
+    for word, hyps in zip(words, transcribe(model, ids, max(args.beam, args.nbest)), strict=True):
+        for rank, h in enumerate(hyps[: args.nbest], 1):
+            print(f"{word}\t{rank}\t{' '.join(target.decode(h.tokens))}\t{h.log_prob:.4f}")
+    return 0

@@ -1,0 +1,257 @@
+"""A transcription run's model, batches, training task and decoding.
+
+Words are grouped by key: a word with several reference transcriptions
+trains on each of them and is scored once, right when the output equals any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...decoding import Hypothesis
+from ...diagnostics import GradientFlow, gradient_flow
+from ...recurrent import RNN
+from ...seq2seq import EncoderDecoder
+from ...training import SeededSource
+from .data import BOS, EOS, PAD, Pair, Vocabulary
+from .metrics import error_rates
+
+
+@dataclass
+class Words:
+    """Distinct sources, each with every reference target (as symbols)."""
+
+    sources: list[tuple[str, ...]]
+    references: list[list[tuple[str, ...]]]
+
+    @classmethod
+    def of(cls, pairs: Sequence[Pair]) -> Words:
+        grouped: dict[str, tuple[tuple[str, ...], list[tuple[str, ...]]]] = {}
+        for p in pairs:
+            grouped.setdefault(p.key, (p.source, []))[1].append(p.target)
+        return cls([s for s, _ in grouped.values()], [r for _, r in grouped.values()])
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def padded(rows: Sequence[Sequence[int]]) -> Tensor:
+    out = torch.full((len(rows), max(len(r) for r in rows)), PAD, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
+
+
+@dataclass
+class Encoded:
+    """Pairs as ids: sources and targets, each a list of id lists (targets end with EOS)."""
+
+    sources: list[list[int]]
+    targets: list[list[int]]
+
+    @classmethod
+    def of(cls, pairs: Sequence[Pair], source: Vocabulary, target: Vocabulary) -> Encoded:
+        return cls(
+            [source.encode(p.source, "source symbol") for p in pairs],
+            [target.encode(p.target, "target symbol") + [EOS] for p in pairs],
+        )
+
+    def batch(self, index) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """src (B, S), src_lengths (B,), decoder inputs (B, T) starting with BOS, outputs (B, T)."""
+        src = [self.sources[i] for i in index]
+        tgt = [self.targets[i] for i in index]
+        return (
+            padded(src),
+            torch.tensor([len(s) for s in src]),
+            padded([[BOS] + t[:-1] for t in tgt]),
+            padded(tgt),
+        )
+
+
+class PairBatches(SeededSource):
+    """Random minibatches of pairs, with the teacher-forcing ratio of each step.
+
+    The ratio falls linearly from 1 to ``final_ratio`` over ``span`` steps
+    (scheduled sampling); the count of batches drawn is part of the state, so
+    a resumed run continues the schedule.
+    """
+
+    def __init__(
+        self, encoded: Encoded, batch: int, seed: int, final_ratio: float = 1.0, span: int = 1
+    ) -> None:
+        super().__init__(seed)
+        self.encoded, self.batch = encoded, min(batch, len(encoded.sources))
+        self.final_ratio, self.span, self.drawn = final_ratio, max(1, span), 0
+
+    def ratio(self) -> float:
+        return 1.0 - (1.0 - self.final_ratio) * min(1.0, self.drawn / self.span)
+
+    def __next__(self):
+        index = torch.randint(len(self.encoded.sources), (self.batch,), generator=self.generator)
+        ratio = self.ratio()
+        self.drawn += 1
+        return (*self.encoded.batch(index.tolist()), torch.tensor(ratio))
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "drawn": self.drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.drawn = int(state["drawn"])
+
+
+def build_model(config: dict) -> EncoderDecoder:
+    """Embeddings of ``embed`` units; an encoder (bidirectional as asked) and a decoder of ``hidden``."""
+    embed, hidden, layers = config["embed"], config["hidden"], config["layers"]
+    encoder = RNN(
+        config["cell"],
+        embed,
+        hidden,
+        num_layers=layers,
+        bidirectional=config["bidirectional"],
+        dropout=config["dropout"],
+    )
+    context = encoder.output_size if config["attention"] else 0
+    decoder = RNN(
+        config["cell"], embed + context, hidden, num_layers=layers, dropout=config["dropout"]
+    )
+    return EncoderDecoder(
+        encoder,
+        decoder,
+        source_vocab=len(config["source_symbols"]) + 3,
+        target_vocab=len(config["target_symbols"]) + 3,
+        attention=config["attention"],
+    )
+
+
+def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy per target symbol (the end included), padding ignored."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+
+
+def max_steps(lengths: Tensor) -> int:
+    """Room for the longest output a source of this length plausibly has, and its end."""
+    return 2 * int(lengths.max()) + 10
+
+
+@torch.no_grad()
+def transcribe(
+    model: EncoderDecoder,
+    sources: Sequence[Sequence[int]],
+    beam: int = 1,
+    chunk: int = 512,
+) -> list[list[Hypothesis]]:
+    """The n-best hypotheses (``beam`` of them; one for greedy decoding) of every source, best first."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out: list[list[Hypothesis]] = []
+    try:
+        for start in range(0, len(sources), chunk):
+            part = sources[start : start + chunk]
+            src = padded(part).to(device)
+            lengths = torch.tensor([len(s) for s in part])
+            steps = max_steps(lengths)
+            if beam == 1:
+                decoded = model.decode(src, BOS, steps, src_lengths=lengths, eos=EOS)
+                for tokens, n, lp in zip(
+                    decoded.tokens, decoded.lengths, decoded.log_prob, strict=True
+                ):
+                    out.append([Hypothesis(tokens[: int(n)].tolist(), float(lp), float(lp))])
+            else:
+                out.extend(
+                    model.decode(src, BOS, steps, src_lengths=lengths, eos=EOS, beam_size=beam)
+                )
+    finally:
+        model.train(was)
+    return out
+
+
+def score(
+    model: EncoderDecoder, words: Words, source: Vocabulary, target: Vocabulary, beam: int = 1
+) -> dict:
+    """WER and PER of the best hypothesis of each word, and the outputs themselves.
+
+    A word with a source symbol the training pairs lacked gets no output (it
+    counts as wrong); ``unknown`` says how many there were.
+    """
+    ids, known = [], []
+    for i, s in enumerate(words.sources):
+        try:
+            ids.append(source.encode(s))
+            known.append(i)
+        except ValueError:
+            pass
+    outputs: list[tuple[str, ...]] = [()] * len(words)
+    for i, hyps in zip(known, transcribe(model, ids, beam), strict=True):
+        outputs[i] = target.decode(hyps[0].tokens)
+    result = error_rates(outputs, words.references)
+    return {**result, "outputs": outputs, "unknown": len(words) - len(known)}
+
+
+class TranscribeTask:
+    """Cross-entropy on the training pairs; greedy word error on the validation words selects."""
+
+    def __init__(
+        self,
+        train: Encoded,
+        val: Words,
+        source: Vocabulary,
+        target: Vocabulary,
+        config: dict,
+        span: int,
+    ) -> None:
+        self.val, self.source, self.target = val, source, target
+        self.batches = PairBatches(
+            train, config["batch_size"], config["seed"], config["teacher_forcing_final"], span
+        )
+
+    def loss(self, model: nn.Module, batch, carry):
+        src, lengths, tgt_in, tgt_out, ratio = batch
+        logits = model(src, tgt_in, src_lengths=lengths, teacher_forcing=float(ratio))
+        return sequence_loss(logits, tgt_out), None
+
+    def evaluate(self, model: nn.Module) -> dict:
+        result = score(model, self.val, self.source, self.target)
+        # the word error decides; the phone error (far below one word's share) breaks ties
+        return {
+            "val_loss": result["wer"] + 1e-3 * result["per"],
+            "val_wer": result["wer"],
+            "val_per": result["per"],
+        }
+
+    def gradient_flow(self, model: nn.Module) -> GradientFlow:
+        sources = [self.source.encode(s) for s in self.val.sources[:32]]
+        targets = [self.target.encode(r[0]) + [EOS] for r in self.val.references[:32]]
+        encoded = Encoded(sources, targets)
+        device = next(model.parameters()).device
+        src, lengths, tgt_in, tgt_out = (t.to(device) for t in encoded.batch(range(len(sources))))
+        return gradient_flow(
+            model, lambda m: sequence_loss(m(src, tgt_in, src_lengths=lengths.cpu()), tgt_out)
+        )
+
+
+def examples(
+    words: Words, outputs: list[tuple[str, ...]], count: int, joiner: str = " ", seed: int = 0
+) -> list[dict]:
+    """A few words with their output and references, drawn with a fixed seed.
+
+    ``joiner`` puts the source's symbols together ("" for characters).
+    """
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(words), size=min(count, len(words)), replace=False)
+    return [
+        {
+            "source": joiner.join(words.sources[i]),
+            "output": " ".join(outputs[i]),
+            "references": [" ".join(r) for r in words.references[i]],
+            "right": outputs[i] in [tuple(r) for r in words.references[i]],
+        }
+        for i in sorted(picked)
+    ]
