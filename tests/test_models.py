@@ -130,12 +130,14 @@ def seq2seq_loss(model, src, tgt_in, tgt):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
 
 
-@pytest.mark.parametrize("attention", [False, True])
+@pytest.mark.parametrize("attention", [False, "input feeding", "after the step"])
 @pytest.mark.parametrize("cell", ALL_CELLS)
 def test_encoder_decoder_learns_to_reverse(cell, attention):
-    encoder = RNN(cell, 8, 32, bidirectional=attention)
-    decoder = RNN(cell, 8 + (encoder.output_size if attention else 0), 32)
-    model = EncoderDecoder(encoder, decoder, source_vocab=7, target_vocab=7, attention=attention)
+    feeding = attention == "input feeding"
+    encoder = RNN(cell, 8, 32, bidirectional=bool(attention))
+    decoder = RNN(cell, 8 + (encoder.output_size if feeding else 0), 32)
+    model = EncoderDecoder(encoder, decoder, source_vocab=7, target_vocab=7,
+                           attention=bool(attention), input_feeding=feeding)  # fmt: skip
     loss = fit(model, reverse_batch, seq2seq_loss, steps=500, lr=0.01)
     assert loss < 0.25, loss  # chance is about ln 5 = 1.6
     src, _, tgt = reverse_batch(torch.Generator().manual_seed(5), batch=32)
@@ -144,6 +146,32 @@ def test_encoder_decoder_learns_to_reverse(cell, attention):
     best = model.decode(src, BOS, 5, eos=EOS, beam_size=3)
     beam_tokens = torch.tensor([hyps[0].tokens for hyps in best])
     assert (beam_tokens == tgt).all(1).float().mean() >= (greedy == tgt).all(1).float().mean() - 0.1
+
+
+@pytest.mark.parametrize("cell", ["lstm", "jordan"])
+def test_attention_after_the_step_runs_all_steps_at_once_as_one_at_a_time(cell):
+    torch.manual_seed(0)
+    encoder, decoder = (
+        RNN(cell, 5, 7, bidirectional=True, num_layers=2),
+        RNN(cell, 5, 6, num_layers=2),
+    )
+    model = EncoderDecoder(encoder, decoder, source_vocab=9, target_vocab=8, attention=True,
+                           input_feeding=False).double()  # fmt: skip
+    src, lengths = torch.randint(3, 9, (4, 6)), torch.tensor([6, 2, 4, 1])
+    tgt_in = torch.randint(1, 8, (4, 5))
+    at_once, weights = model(src, tgt_in, src_lengths=lengths, return_attention=True)
+    enc = model.encode(src, lengths)
+    state, steps, step_weights = enc["state"], [], []
+    for t in range(tgt_in.shape[1]):
+        out, state, w = model.step(tgt_in[:, t], state, enc)
+        steps.append(out)
+        step_weights.append(w)
+    torch.testing.assert_close(at_once, torch.stack(steps, 1))
+    torch.testing.assert_close(weights, torch.stack(step_weights, 1))
+    assert (
+        float(weights[1, :, 2:].detach().abs().max()) == 0.0
+    )  # nothing attends past a source's end
+    torch.testing.assert_close(weights.sum(-1), torch.ones(4, 5, dtype=torch.double))
 
 
 def test_real_valued_encoder_decoder_with_scheduled_sampling():

@@ -167,6 +167,8 @@ def test_train_learns_the_task_and_eval_prints_the_json(trained, capsys):
         result["wer"] <= 0.2 and result["per"] <= 0.1
     )  # a 1-layer model of 32 units reverses words
     assert set(result["beam"]) == {"wer", "per", "k"}
+    saved = json.loads((out / "test.json").read_text())  # what train printed, kept in the run
+    assert (saved["wer"], saved["per"], saved["beam"]["k"]) == (result["wer"], result["per"], 5)
 
 
 def test_run_prints_the_n_best_with_log_probabilities(trained, capsys, monkeypatch):

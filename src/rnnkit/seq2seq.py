@@ -5,7 +5,11 @@ output to predict; the decoding stage produces the output one step at a time,
 conditioned on that state (its initial state). Optional additive attention
 (Bahdanau et al., 2015) lets each decoding step also look at every encoder
 output, so the plain context-vector model and the attention model can be
-compared on the same data.
+compared on the same data. Where the context enters is a choice: as input to
+the decoder's next step (Bahdanau's placement, ``input_feeding=True``), or
+beside the decoder's output after its step (Luong et al., 2015,
+``input_feeding=False``); the second lets teacher-forced training run the
+decoder over all steps at once, on the fused kernel.
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ class AdditiveAttention(nn.Module):
         weights = torch.softmax(scores, -1)
         return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights
 
+    def attend_all(
+        self, queries: Tensor, keys: Tensor, memory: Tensor, mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Every step at once: queries (B, T, Q) -> contexts (B, T, M), weights (B, T, S)."""
+        scores = self.v(torch.tanh(keys.unsqueeze(1) + self.query(queries).unsqueeze(2))).squeeze(
+            -1
+        )
+        if mask is not None:
+            scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, -1)
+        return torch.bmm(weights, memory), weights
+
 
 class EncoderDecoder(nn.Module):
     """Encoder RNN -> context (its final state) -> decoder RNN, any cells.
@@ -58,7 +74,10 @@ class EncoderDecoder(nn.Module):
 
     With ``attention=True`` the decoder's input at each step is the previous
     target and the attention context, so ``decoder.input_size`` must be the
-    target embedding's width plus ``encoder.output_size``.
+    target embedding's width plus ``encoder.output_size``; with
+    ``input_feeding=False`` as well, the decoder reads the previous target
+    alone (``decoder.input_size`` is the embedding's width), its output is the
+    query, and the head reads the output beside the context.
 
     Example::
 
@@ -80,6 +99,7 @@ class EncoderDecoder(nn.Module):
         output_hidden: Sequence[int] = (),
         head_size: int | None = None,
         feedback: nn.Module | None = None,
+        input_feeding: bool = True,
     ) -> None:
         super().__init__()
         for name, rnn in (("encoder", encoder), ("decoder", decoder)):
@@ -98,7 +118,8 @@ class EncoderDecoder(nn.Module):
         )
         memory_size = encoder.output_size
         context_size = memory_size if attention else 0
-        embed_size = decoder.input_size - context_size
+        self.input_feeding = bool(input_feeding) and attention
+        embed_size = decoder.input_size - (context_size if self.input_feeding else 0)
         if embed_size < 1:
             raise ValueError(
                 f"decoder.input_size ({decoder.input_size}) must exceed encoder.output_size ({memory_size}) with attention"
@@ -167,12 +188,14 @@ class EncoderDecoder(nn.Module):
         """One decoder step from the previous target (B,) or (B, output_size)."""
         e = self.target(y_prev)
         weights = None
-        if self.attention is not None:
+        if self.input_feeding:
             query = state_parts(state)[0][-1]  # s_{t-1}, the top layer
             context, weights = self.attention(query, enc["keys"], enc["memory"], enc["mask"])
             e = torch.cat([e, context], -1)
         y, state = self.decoder(e.unsqueeze(1), state)
         y = y[:, 0]
+        if self.attention is not None and not self.input_feeding:
+            context, weights = self.attention(y, enc["keys"], enc["memory"], enc["mask"])  # s_t
         if self.attention is not None:
             y = torch.cat([y, context], -1)
         return self.head(y), state, weights
@@ -195,11 +218,16 @@ class EncoderDecoder(nn.Module):
             raise ValueError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
         enc = self.encode(src, src_lengths)
         state = enc["state"]
-        if self.attention is None and teacher_forcing == 1.0 and not return_attention:
-            y, _ = self.decoder(
-                self.target(tgt_in), state
-            )  # all steps at once: the fused path applies
-            return self.head(y)
+        if teacher_forcing == 1.0 and not self.input_feeding:
+            # all steps at once: the fused path applies
+            y, _ = self.decoder(self.target(tgt_in), state)
+            weights = None
+            if self.attention is not None:
+                context, weights = self.attention.attend_all(
+                    y, enc["keys"], enc["memory"], enc["mask"]
+                )
+                y = torch.cat([y, context], -1)
+            return (self.head(y), weights) if return_attention else self.head(y)
         outs, alignments = [], []
         previous = tgt_in[:, 0]
         for t in range(tgt_in.shape[1]):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ...runs import RunDir
+from ...runs import RunDir, save_json
 from ..common import add_train_options, check_model_options, open_run, read_run, run_training
 from .data import TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
 from .output import plot_alignments
@@ -43,6 +43,7 @@ DEFAULT_EMBED = 64
 DEFAULT_BEAM = 5
 DEFAULT_BIDIRECTIONAL = True
 DEFAULT_ATTENTION = True
+DEFAULT_INPUT_FEEDING = False
 # The budget when none is given: this many passes over the training pairs, within this time.
 AUTO_EPOCHS, AUTO_MINUTES = 20, 30.0
 EXAMPLES = 12
@@ -94,6 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"symbol embedding width (default {DEFAULT_EMBED})")  # fmt: skip
     switch(g, "attention", DEFAULT_ATTENTION, "additive attention over the encoder's outputs",
            "the plain context-vector model: the encoder's final state is all the decoder sees")  # fmt: skip
+    switch(g, "input-feeding", DEFAULT_INPUT_FEEDING, "the context enters the decoder's next "
+           "step (Bahdanau); trains one step at a time",
+           "the context sits beside the decoder's output (Luong); trains all steps at once")  # fmt: skip
     switch(g, "bidirectional", DEFAULT_BIDIRECTIONAL, "a bidirectional encoder",
            "a one-way encoder")  # fmt: skip
     g.add_argument(
@@ -138,11 +142,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def switch(group, name: str, default: bool, on: str, off: str) -> None:
     """--NAME and --no-NAME; the shared --bidirectional exists already, so only its negation is added."""
-    mark = " (the default)"
+    mark, dest = " (the default)", name.replace("-", "_")
     if name != "bidirectional":
-        group.add_argument(f"--{name}", dest=name, action="store_true", default=default,
+        group.add_argument(f"--{name}", dest=dest, action="store_true", default=default,
                            help=on + (mark if default else ""))  # fmt: skip
-    group.add_argument(f"--no-{name}", dest=name, action="store_false",
+    group.add_argument(f"--no-{name}", dest=dest, action="store_false",
                        help=off + ("" if default else mark))  # fmt: skip
 
 
@@ -217,6 +221,7 @@ def train(args: argparse.Namespace) -> int:
         layers=args.layers,
         bidirectional=args.bidirectional,
         attention=args.attention,
+        input_feeding=args.input_feeding,
         dropout=args.dropout,
         batch_size=args.batch_size,
         teacher_forcing_final=args.teacher_forcing_final,
@@ -267,7 +272,9 @@ def train(args: argparse.Namespace) -> int:
         f"best validation word error {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}"
     )
     run.load_weights(model)
-    report(test_result(model.cpu(), run, config, Words.of(test_pairs), args.beam))
+    result = test_result(model.cpu(), run, config, Words.of(test_pairs), args.beam)
+    save_json(run.file("test.json"), result)
+    report(result)
     return 0
 
 

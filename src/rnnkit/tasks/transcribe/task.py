@@ -117,7 +117,8 @@ def build_model(config: dict) -> EncoderDecoder:
         bidirectional=config["bidirectional"],
         dropout=config["dropout"],
     )
-    context = encoder.output_size if config["attention"] else 0
+    feeding = config["attention"] and config.get("input_feeding", True)
+    context = encoder.output_size if feeding else 0
     decoder = RNN(
         config["cell"], embed + context, hidden, num_layers=layers, dropout=config["dropout"]
     )
@@ -127,6 +128,7 @@ def build_model(config: dict) -> EncoderDecoder:
         source_vocab=len(config["source_symbols"]) + 3,
         target_vocab=len(config["target_symbols"]) + 3,
         attention=config["attention"],
+        input_feeding=feeding,
     )
 
 
