@@ -84,6 +84,23 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     )
 
 
+def add_switch(
+    group, name: str, default: bool, on: str, off: str, negation_only: bool = False
+) -> None:
+    """--NAME and --no-NAME, the default marked in the help.
+
+    ``negation_only`` adds just --no-NAME, for a flag the shared train options
+    already have (--bidirectional); the parser's default must then be set too.
+    """
+    mark, dest = " (the default)", name.replace("-", "_")
+    both = group.add_mutually_exclusive_group()
+    if not negation_only:
+        both.add_argument(f"--{name}", dest=dest, action="store_true", default=default,
+                          help=on + (mark if default else ""))  # fmt: skip
+    both.add_argument(f"--no-{name}", dest=dest, action="store_false",
+                      help=off + ("" if default else mark))  # fmt: skip
+
+
 def number_list(flag: str, text: str, kind: type = float) -> list:
     """'1,2,4' -> [1, 2, 4] as ``kind``, or a one-line error naming ``flag``."""
     try:

@@ -18,6 +18,7 @@ from ...models import Pooling
 from ...runs import RunDir, save_json
 from ...training import Trainer
 from ..common import (
+    add_switch,
     add_train_options,
     check_model_options,
     open_run,
@@ -123,16 +124,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="CSV to write (default RUN/predictions.csv)")
     p.set_defaults(run=predict)
-
-
-def add_switch(group, name: str, default: bool, on: str, off: str) -> None:
-    """--NAME and --no-NAME, exclusive, the default marked in the help."""
-    both = group.add_mutually_exclusive_group()
-    mark = " (the default)"
-    both.add_argument(f"--{name}", dest=name, action="store_true", default=default,
-                      help=on + (mark if default else ""))  # fmt: skip
-    both.add_argument(f"--no-{name}", dest=name, action="store_false",
-                      help=off + ("" if default else mark))  # fmt: skip
 
 
 def source_config(args: argparse.Namespace) -> dict:

@@ -15,7 +15,14 @@ from pathlib import Path
 import torch
 
 from ...runs import RunDir, save_json
-from ..common import add_train_options, check_model_options, open_run, read_run, run_training
+from ..common import (
+    add_switch,
+    add_train_options,
+    check_model_options,
+    open_run,
+    read_run,
+    run_training,
+)
 from .data import TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
 from .output import plot_alignments
 from .task import (
@@ -93,13 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("encoder-decoder")
     g.add_argument("--embed", type=int, default=DEFAULT_EMBED,
                    help=f"symbol embedding width (default {DEFAULT_EMBED})")  # fmt: skip
-    switch(g, "attention", DEFAULT_ATTENTION, "additive attention over the encoder's outputs",
+    add_switch(g, "attention", DEFAULT_ATTENTION, "additive attention over the encoder's outputs",
            "the plain context-vector model: the encoder's final state is all the decoder sees")  # fmt: skip
-    switch(g, "input-feeding", DEFAULT_INPUT_FEEDING, "the context enters the decoder's next "
+    add_switch(g, "input-feeding", DEFAULT_INPUT_FEEDING, "the context enters the decoder's next "
            "step (Bahdanau); trains one step at a time",
            "the context sits beside the decoder's output (Luong); trains all steps at once")  # fmt: skip
-    switch(g, "bidirectional", DEFAULT_BIDIRECTIONAL, "a bidirectional encoder",
-           "a one-way encoder")  # fmt: skip
+    add_switch(g, "bidirectional", DEFAULT_BIDIRECTIONAL, "a bidirectional encoder",
+               "a one-way encoder", negation_only=True)  # fmt: skip
     g.add_argument(
         "--teacher-forcing-final",
         type=float,
@@ -138,16 +145,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
     p.add_argument("--nbest", type=int, default=3, help="transcriptions per word (default 3)")
     p.set_defaults(run=run_words)
-
-
-def switch(group, name: str, default: bool, on: str, off: str) -> None:
-    """--NAME and --no-NAME; the shared --bidirectional exists already, so only its negation is added."""
-    mark, dest = " (the default)", name.replace("-", "_")
-    if name != "bidirectional":
-        group.add_argument(f"--{name}", dest=dest, action="store_true", default=default,
-                           help=on + (mark if default else ""))  # fmt: skip
-    group.add_argument(f"--no-{name}", dest=dest, action="store_false",
-                       help=off + ("" if default else mark))  # fmt: skip
 
 
 def source_config(args: argparse.Namespace) -> dict:
