@@ -10,7 +10,7 @@ import torch
 from conftest import run_cli as cli
 
 from rnnkit.tasks.transcribe import data, metrics
-from rnnkit.tasks.transcribe.task import Encoded, PairBatches, build_model, transcribe
+from rnnkit.tasks.transcribe.task import Encoded, PairBatches, build_model, max_steps, transcribe
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,9 @@ def test_pairs_read_characters_or_symbols(tmp_path):
     assert [p.target for p in pairs] == [("A", "BB", "C"), ("A", "B"), ("Q",)]
     assert [p.key for p in pairs] == ["abc", "abc", "xy z"]
     assert data.read_tsv(path, "symbols", "chars")[2].source == ("xy", "z")
+    path.write_bytes("\ufeffab\tA B\r\ncd\tC D\r\n".encode())  # a BOM and Windows line ends
+    assert [(p.source, p.target) for p in data.read_tsv(path, "chars", "symbols")] == [
+        (("a", "b"), ("A", "B")), (("c", "d"), ("C", "D"))]  # fmt: skip
     with pytest.raises(ValueError, match="no such file"):
         data.read_tsv(tmp_path / "missing.tsv")
 
@@ -72,6 +75,12 @@ def test_vocabulary_round_trip_and_unknown_symbols():
     assert vocab.decode([5, 3, data.EOS, 4]) == ("c", "a")  # stops at the end
     with pytest.raises(ValueError, match="the source symbol 'z' was never seen in training"):
         vocab.encode(("a", "z"), "source symbol")
+
+
+def test_decoding_leaves_room_for_targets_longer_than_their_sources():
+    assert max_steps(torch.tensor([3, 7])) == 24
+    # expansions (a short source, a long target): never below the longest target seen
+    assert max_steps(torch.tensor([1]), longest=40) == 50
 
 
 def test_edit_distance_and_error_rates():

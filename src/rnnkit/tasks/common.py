@@ -84,6 +84,24 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     )
 
 
+def task_verbs(subparsers: argparse._SubParsersAction, task: str, text: str):
+    """``rnnkit TASK``'s parser; returns the subparsers its verbs are added to."""
+    parser = subparsers.add_parser(task, help=text)
+    return parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+
+def run_verb(
+    verbs, name: str, text: str, handler, json_flag: bool = False
+) -> argparse.ArgumentParser:
+    """A verb that reads a run directory (RUN), with --json when it prints a JSON last line."""
+    p = verbs.add_parser(name, help=text)
+    p.add_argument("run_dir", metavar="RUN")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(run=handler)
+    return p
+
+
 def add_switch(
     group, name: str, default: bool, on: str, off: str, negation_only: bool = False
 ) -> None:

@@ -24,6 +24,8 @@ from ..common import (
     open_run,
     read_run,
     run_training,
+    run_verb,
+    task_verbs,
     train_config,
 )
 from . import data
@@ -64,10 +66,9 @@ AUTO_EPOCHS, AUTO_MIN_STEPS, AUTO_MAX_STEPS, AUTO_MINUTES = 1000, 2000, 8000, 5.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        TASK, help="time-series classification: one label per series (many-to-one)"
+    verbs = task_verbs(
+        subparsers, TASK, "time-series classification: one label per series (many-to-one)"
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
 
     p = verbs.add_parser("train", help="train a classifier; prints the test table at the end")
     g = p.add_argument_group("data")
@@ -112,18 +113,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train)
 
-    p = verbs.add_parser("eval", help="accuracy, macro F1 and confusion on the test set, baselines")
-    p.add_argument("run_dir", metavar="RUN")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.set_defaults(run=evaluate)
-
-    p = verbs.add_parser("predict", help="labels and class probabilities for new series, as CSV")
-    p.add_argument("run_dir", metavar="RUN")
+    run_verb(verbs, "eval", "accuracy, macro F1 and confusion on the test set, baselines",
+             evaluate, json_flag=True)  # fmt: skip
+    p = run_verb(verbs, "predict", "labels and class probabilities for new series, as CSV", predict)
     p.add_argument(
         "--input", required=True, help="series: a .ts, .npz or CSV file (labels optional)"
     )
     p.add_argument("--out", help="CSV to write (default RUN/predictions.csv)")
-    p.set_defaults(run=predict)
 
 
 def source_config(args: argparse.Namespace) -> dict:

@@ -22,8 +22,10 @@ from ..common import (
     open_run,
     read_run,
     run_training,
+    run_verb,
+    task_verbs,
 )
-from .data import TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
+from .data import BOS, TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
 from .output import plot_alignments
 from .task import (
     Encoded,
@@ -31,6 +33,7 @@ from .task import (
     Words,
     build_model,
     examples,
+    sample,
     score,
     transcribe,
 )
@@ -57,10 +60,11 @@ EXAMPLES = 12
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        TASK, help="sequence to sequence (encoder-decoder): spelling to pronunciation by default"
+    verbs = task_verbs(
+        subparsers,
+        TASK,
+        "sequence to sequence (encoder-decoder): spelling to pronunciation by default",
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
 
     p = verbs.add_parser("train", help="train an encoder-decoder; prints the test table at the end")
     g = p.add_argument_group("data")
@@ -127,24 +131,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_train_options(p, **DEFAULTS)
     p.set_defaults(run=train, bidirectional=DEFAULT_BIDIRECTIONAL)
 
-    p = verbs.add_parser(
-        "eval", help="word and phone error rates on the test words, greedy and beam"
-    )
-    p.add_argument("run_dir", metavar="RUN")
+    p = run_verb(verbs, "eval", "word and phone error rates on the test words, greedy and beam",
+                 evaluate, json_flag=True)  # fmt: skip
     p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
                    help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.set_defaults(run=evaluate)
-
-    p = verbs.add_parser("run", help="transcribe words (from the command line, or stdin)")
-    p.add_argument("run_dir", metavar="RUN")
+    p = run_verb(verbs, "run", "transcribe words (from the command line, or stdin)", run_words)
     p.add_argument(
         "words", nargs="*", metavar="WORD", help="sources to transcribe (default: stdin)"
     )
     p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
                    help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
     p.add_argument("--nbest", type=int, default=3, help="transcriptions per word (default 3)")
-    p.set_defaults(run=run_words)
 
 
 def source_config(args: argparse.Namespace) -> dict:
@@ -212,6 +209,7 @@ def train(args: argparse.Namespace) -> int:
     config.update(
         source_symbols=source.to_config(),
         target_symbols=target.to_config(),
+        longest_target=max(len(p.target) for p in train_pairs),
         cell=args.cell,
         embed=args.embed,
         hidden=args.hidden,
@@ -278,8 +276,9 @@ def train(args: argparse.Namespace) -> int:
 def test_result(model, run: RunDir, config: dict, words: Words, beam: int) -> dict:
     """Greedy and beam error rates on the test words, examples, and the attention PNG."""
     source, target = vocabularies(config)
-    greedy = score(model, words, source, target)
-    wide = score(model, words, source, target, beam)
+    longest = config.get("longest_target", 0)
+    greedy = score(model, words, source, target, longest=longest)
+    wide = score(model, words, source, target, beam, longest)
     result = {
         "wer": greedy["wer"],
         "per": greedy["per"],
@@ -298,18 +297,18 @@ def test_result(model, run: RunDir, config: dict, words: Words, beam: int) -> di
 def alignments(
     model, words: Words, source: Vocabulary, target: Vocabulary, outputs, count: int = 6
 ):
-    """Attention weights of the greedy outputs of the first few test words."""
+    """Attention weights of the greedy outputs of the first few example words."""
     items = []
-    for src, out in list(zip(words.sources, outputs, strict=True))[:count]:
+    model.eval()
+    for i in sample(words, count):
         try:
-            ids = source.encode(src)
-        except ValueError:
+            ids = source.encode(words.sources[i])
+        except ValueError:  # a symbol training never saw: no output to show
             continue
-        tgt_in = torch.tensor([[1] + target.encode(out)])
+        tgt_in = torch.tensor([[BOS] + target.encode(outputs[i])])
         with torch.no_grad():
-            model.eval()
             _, weights = model(torch.tensor([ids]), tgt_in, return_attention=True)
-        items.append((src, (*out, "</s>"), weights[0].numpy()))
+        items.append((words.sources[i], (*outputs[i], "</s>"), weights[0].numpy()))
     return items
 
 
@@ -357,7 +356,11 @@ def run_words(args: argparse.Namespace) -> int:
             raise ValueError(f"{word!r}: {error}") from None
     model = build_model(config)
     run.load_weights(model)
-    for word, hyps in zip(words, transcribe(model, ids, max(args.beam, args.nbest)), strict=True):
+    for word, hyps in zip(
+        words,
+        transcribe(model, ids, max(args.beam, args.nbest), config.get("longest_target", 0)),
+        strict=True,
+    ):
         for rank, h in enumerate(hyps[: args.nbest], 1):
             print(f"{word}\t{rank}\t{' '.join(target.decode(h.tokens))}\t{h.log_prob:.4f}")
     return 0

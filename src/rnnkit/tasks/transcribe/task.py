@@ -137,9 +137,12 @@ def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
 
 
-def max_steps(lengths: Tensor) -> int:
-    """Room for the longest output a source of this length plausibly has, and its end."""
-    return 2 * int(lengths.max()) + 10
+def max_steps(lengths: Tensor, longest: int = 0) -> int:
+    """Room for the longest output a source of this length plausibly has, and its end.
+
+    ``longest`` is the longest target seen in training: never cut below it.
+    """
+    return max(2 * int(lengths.max()), longest) + 10
 
 
 @torch.no_grad()
@@ -147,6 +150,7 @@ def transcribe(
     model: EncoderDecoder,
     sources: Sequence[Sequence[int]],
     beam: int = 1,
+    longest: int = 0,
     chunk: int = 512,
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses (``beam`` of them; one for greedy decoding) of every source, best first."""
@@ -159,7 +163,7 @@ def transcribe(
             part = sources[start : start + chunk]
             src = padded(part).to(device)
             lengths = torch.tensor([len(s) for s in part])
-            steps = max_steps(lengths)
+            steps = max_steps(lengths, longest)
             if beam == 1:
                 decoded = model.decode(src, BOS, steps, src_lengths=lengths, eos=EOS)
                 for tokens, n, lp in zip(
@@ -176,7 +180,12 @@ def transcribe(
 
 
 def score(
-    model: EncoderDecoder, words: Words, source: Vocabulary, target: Vocabulary, beam: int = 1
+    model: EncoderDecoder,
+    words: Words,
+    source: Vocabulary,
+    target: Vocabulary,
+    beam: int = 1,
+    longest: int = 0,
 ) -> dict:
     """WER and PER of the best hypothesis of each word, and the outputs themselves.
 
@@ -191,7 +200,7 @@ def score(
         except ValueError:
             pass
     outputs: list[tuple[str, ...]] = [()] * len(words)
-    for i, hyps in zip(known, transcribe(model, ids, beam), strict=True):
+    for i, hyps in zip(known, transcribe(model, ids, beam, longest), strict=True):
         outputs[i] = target.decode(hyps[0].tokens)
     result = error_rates(outputs, words.references)
     return {**result, "outputs": outputs, "unknown": len(words) - len(known)}
@@ -210,6 +219,7 @@ class TranscribeTask:
         span: int,
     ) -> None:
         self.val, self.source, self.target = val, source, target
+        self.longest = config.get("longest_target", 0)
         self.batches = PairBatches(
             train, config["batch_size"], config["seed"], config["teacher_forcing_final"], span
         )
@@ -220,7 +230,7 @@ class TranscribeTask:
         return sequence_loss(logits, tgt_out), None
 
     def evaluate(self, model: nn.Module) -> dict:
-        result = score(model, self.val, self.source, self.target)
+        result = score(model, self.val, self.source, self.target, longest=self.longest)
         # the word error decides; the phone error (far below one word's share) breaks ties
         return {
             "val_loss": result["wer"] + 1e-3 * result["per"],
@@ -239,15 +249,19 @@ class TranscribeTask:
         )
 
 
+def sample(words: Words, count: int, seed: int = 0) -> list[int]:
+    """Indices of ``count`` words drawn with a fixed seed, in order."""
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(len(words), size=min(count, len(words)), replace=False).tolist())
+
+
 def examples(
-    words: Words, outputs: list[tuple[str, ...]], count: int, joiner: str = " ", seed: int = 0
+    words: Words, outputs: list[tuple[str, ...]], count: int, joiner: str = " "
 ) -> list[dict]:
-    """A few words with their output and references, drawn with a fixed seed.
+    """A few words (``sample``) with their output and references.
 
     ``joiner`` puts the source's symbols together ("" for characters).
     """
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(words), size=min(count, len(words)), replace=False)
     return [
         {
             "source": joiner.join(words.sources[i]),
@@ -255,5 +269,5 @@ def examples(
             "references": [" ".join(r) for r in words.references[i]],
             "right": outputs[i] in [tuple(r) for r in words.references[i]],
         }
-        for i in sorted(picked)
+        for i in sample(words, count)
     ]
