@@ -1,0 +1,97 @@
+"""Piano rolls: one vector of 88 keys (MIDI 21 to 108) per time step, and their frame metrics.
+
+A piece is a (T, 88) array of 0/1; a ``Rolls`` is a list of pieces, each
+with an optional genre. The JSB Chorales benchmark file (a MATLAB file with
+``traindata``, ``validdata`` and ``testdata``) reads into three of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+KEYS = 88
+LOWEST_MIDI = 21  # A0, the piano's lowest key
+JSB_PARTS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
+
+
+@dataclass
+class Rolls:
+    """Pieces as (T, 88) uint8 arrays, and one genre per piece ("" when none is known)."""
+
+    pieces: list[np.ndarray]
+    genres: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.genres:
+            self.genres = [""] * len(self.pieces)
+        if len(self.genres) != len(self.pieces):
+            raise ValueError("one genre per piece")
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def steps(self) -> int:
+        return int(sum(len(p) for p in self.pieces))
+
+
+def check_roll(roll: np.ndarray, name: str) -> np.ndarray:
+    """A (T, 88) array of 0/1 as uint8, or a one-line error naming the piece."""
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != KEYS:
+        raise ValueError(
+            f"{name}: a piano roll must be steps x {KEYS} keys (MIDI {LOWEST_MIDI} to "
+            f"{LOWEST_MIDI + KEYS - 1}), got shape {tuple(roll.shape)}"
+        )
+    if len(roll) < 2:
+        raise ValueError(f"{name}: a piece needs at least 2 steps to predict one from the other")
+    if not np.isin(roll, (0, 1)).all():
+        raise ValueError(f"{name}: a piano roll holds 0 and 1 only (a key is up or down)")
+    return roll.astype(np.uint8)
+
+
+def read_jsb(path: str | Path) -> dict[str, Rolls]:
+    """The JSB Chorales MATLAB file: {"train", "valid", "test"} -> Rolls, each piece checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ValueError("reading MATLAB files needs scipy: pip install 'rnnkit[music]'") from None
+    try:
+        mat = loadmat(str(path))
+    except Exception as error:  # scipy raises several kinds for a file that is not MATLAB's
+        raise ValueError(f"{path} is not a readable MATLAB file ({error})") from None
+    missing = [key for key in JSB_PARTS.values() if key not in mat]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: not a JSB-format file")
+    out = {}
+    for part, key in JSB_PARTS.items():
+        pieces = [
+            check_roll(p, f"{path.name} {key} piece {i + 1}") for i, p in enumerate(mat[key][0])
+        ]
+        if not pieces:
+            raise ValueError(f"{path}: {key} holds no pieces")
+        out[part] = Rolls(pieces)
+    return out
+
+
+def frame_nll(probabilities: np.ndarray, rolls: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """Negative log-likelihood of each step in nats: the Bernoulli loss summed over the 88 keys."""
+    p = np.clip(probabilities.astype(np.float64), eps, 1 - eps)
+    y = rolls.astype(np.float64)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p)).sum(-1)
+
+
+def frame_accuracy(predicted: np.ndarray, rolls: np.ndarray) -> float:
+    """Bay et al. (2009): true positives over true positives, false positives and false negatives,
+    each summed over every step and key. A step with no key down on either side adds nothing."""
+    predicted, rolls = predicted.astype(bool), rolls.astype(bool)
+    hits = np.logical_and(predicted, rolls).sum()
+    wrong = np.logical_xor(predicted, rolls).sum()
+    total = hits + wrong
+    return float(hits / total) if total else 1.0

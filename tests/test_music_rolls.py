@@ -1,0 +1,103 @@
+"""Piano rolls: the JSB-format reader, its checks, and the frame metrics."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.tasks.music import rolls
+
+JSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "JSB_Chorales.mat"
+
+
+def write_mat(path, parts):
+    savemat = pytest.importorskip("scipy.io").savemat
+    cells = {}
+    for key, pieces in parts.items():
+        cell = np.empty((1, len(pieces)), dtype=object)
+        for i, p in enumerate(pieces):
+            cell[0, i] = p
+        cells[key] = cell
+    savemat(str(path), cells)
+    return path
+
+
+def piece(steps, keys=(39, 43, 46), seed=0):
+    roll = np.zeros((steps, rolls.KEYS), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    for t in range(steps):
+        roll[t, list(keys)] = 1
+        roll[t, rng.integers(0, rolls.KEYS)] = 1
+    return roll
+
+
+def test_reads_the_three_parts_of_a_jsb_format_file(tmp_path):
+    path = write_mat(tmp_path / "jsb.mat", {"traindata": [piece(5), piece(7, seed=1)],
+                                             "validdata": [piece(4)], "testdata": [piece(6)]})  # fmt: skip
+    parts = rolls.read_jsb(path)
+    assert {k: (len(v), v.steps) for k, v in parts.items()} == {
+        "train": (2, 12), "valid": (1, 4), "test": (1, 6)}  # fmt: skip
+    np.testing.assert_array_equal(parts["train"].pieces[1], piece(7, seed=1))
+    assert parts["test"].pieces[0].dtype == np.uint8 and parts["train"].genres == ["", ""]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda p: p[:, :80],
+            "a piano roll must be steps x 88 keys (MIDI 21 to 108), got shape (5, 80)",
+        ),
+        (lambda p: p[:1], "a piece needs at least 2 steps"),
+        (lambda p: p * 3, "a piano roll holds 0 and 1 only"),
+    ],
+)
+def test_a_bad_piece_is_named_in_one_line(tmp_path, change, message):
+    path = write_mat(tmp_path / "jsb.mat", {"traindata": [piece(5), change(piece(5))],
+                                             "validdata": [piece(4)], "testdata": [piece(6)]})  # fmt: skip
+    with pytest.raises(ValueError) as error:
+        rolls.read_jsb(path)
+    assert "jsb.mat traindata piece 2: " + message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_files_that_are_not_jsb_format(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        rolls.read_jsb(tmp_path / "missing.mat")
+    pytest.importorskip("scipy.io")
+    (tmp_path / "text.mat").write_text("not matlab")
+    with pytest.raises(ValueError, match="is not a readable MATLAB file"):
+        rolls.read_jsb(tmp_path / "text.mat")
+    path = write_mat(tmp_path / "other.mat", {"traindata": [piece(5)]})
+    with pytest.raises(ValueError, match="lacks validdata, testdata: not a JSB-format file"):
+        rolls.read_jsb(path)
+
+
+def test_frame_nll_is_the_bernoulli_loss_summed_over_keys():
+    y = np.zeros((2, rolls.KEYS))
+    y[0, 3] = 1
+    p = np.full((2, rolls.KEYS), 0.1)
+    nll = rolls.frame_nll(p, y)
+    assert nll[0] == pytest.approx(-np.log(0.1) - 87 * np.log(0.9))
+    assert nll[1] == pytest.approx(-88 * np.log(0.9))
+    assert rolls.frame_nll(np.full((1, rolls.KEYS), 0.5), y[:1])[0] == pytest.approx(88 * np.log(2))
+
+
+def test_frame_accuracy_counts_hits_against_hits_and_mistakes():
+    truth = np.zeros((3, rolls.KEYS), dtype=np.uint8)
+    truth[0, [1, 2]] = 1
+    truth[1, 5] = 1
+    guess = np.zeros_like(truth)
+    guess[0, [1, 3]] = 1  # one hit, one false positive, one miss
+    guess[1, 5] = 1  # one hit; step 2 silent on both sides adds nothing
+    assert rolls.frame_accuracy(guess, truth) == pytest.approx(2 / 4)
+    assert rolls.frame_accuracy(truth, truth) == 1.0
+
+
+@pytest.mark.skipif(
+    not JSB.exists(), reason="the benchmark data (../shared/data) is not beside this clone"
+)
+def test_the_jsb_chorales_benchmark_file():
+    parts = rolls.read_jsb(JSB)
+    assert {k: (len(v), v.steps) for k, v in parts.items()} == {
+        "train": (229, 13807), "valid": (76, 4602), "test": (77, 4725)}  # fmt: skip
