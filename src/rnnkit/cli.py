@@ -14,6 +14,7 @@ from .cpu import keep_freed_memory
 from .tasks import demo, diagnose, lab, text
 from .tasks.classify import cli as classify
 from .tasks.forecast import cli as forecast
+from .tasks.music import cli as music
 from .tasks.transcribe import cli as transcribe
 
 
@@ -22,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo, text, forecast, classify, transcribe, lab, diagnose]
+TASKS = [demo, text, forecast, classify, transcribe, music, lab, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -224,9 +224,11 @@ class ConditionedGenerator(nn.Module):
         input_size: int | None = None,
         input_hidden: Sequence[int] = (),
         output_hidden: Sequence[int] = (),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.rnn = _check_rnn(rnn)
+        self.dropout = nn.Dropout(dropout)  # on the RNN's output, before the head
         self.context_size = check_positive_int("context_size", context_size)
         self.condition = check_choice("condition", condition, self.CONDITIONS)
         self.as_input = condition in ("input", "both")
@@ -273,7 +275,7 @@ class ConditionedGenerator(nn.Module):
         if state is None:
             state = self.initial_state(context)
         y, final = self.rnn(self._rnn_input(x, context), state, lengths)
-        return self.head(y), final
+        return self.head(self.dropout(y)), final
 
     def step(self, x_t: Tensor, state: RNNState | None, context: Tensor) -> tuple[Tensor, RNNState]:
         out, state = self(x_t.unsqueeze(1), context, state=state)

@@ -19,16 +19,26 @@ JSB_PARTS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
 
 @dataclass
 class Rolls:
-    """Pieces as (T, 88) uint8 arrays, and one genre per piece ("" when none is known)."""
+    """Pieces as (T, 88) uint8 arrays, one genre per piece ("" when none is known), and names."""
 
     pieces: list[np.ndarray]
     genres: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.genres:
             self.genres = [""] * len(self.pieces)
-        if len(self.genres) != len(self.pieces):
-            raise ValueError("one genre per piece")
+        if not self.names:
+            self.names = [f"piece {i + 1}" for i in range(len(self.pieces))]
+        if not len(self.genres) == len(self.names) == len(self.pieces):
+            raise ValueError("one genre and one name per piece")
+
+    def subset(self, index: list[int]) -> Rolls:
+        return Rolls(
+            [self.pieces[i] for i in index],
+            [self.genres[i] for i in index],
+            [self.names[i] for i in index],
+        )
 
     def __len__(self) -> int:
         return len(self.pieces)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ...training import SeededSource
-from .model import next_step_nll
+from .model import RollModel, next_step_nll
 from .rolls import KEYS, Rolls
 
 
@@ -20,21 +20,46 @@ def padded_rolls(pieces: list[np.ndarray]) -> tuple[Tensor, Tensor]:
     return x, lengths
 
 
+def genre_index(model: RollModel, genres: list[str]) -> Tensor | None:
+    """The model's index of each genre, or None for a model without genres."""
+    if not model.conditioned:
+        return None
+    lookup = {g: i for i, g in enumerate(model.genres)}
+    return torch.tensor([lookup[g] for g in genres])
+
+
 class RollBatches(SeededSource):
-    """Random minibatches of whole pieces, resumable."""
+    """Random minibatches of pieces, each cut to a random ``window`` of steps if longer; resumable."""
 
-    def __init__(self, rolls: Rolls, batch: int, seed: int) -> None:
+    def __init__(self, rolls: Rolls, batch: int, seed: int, window: int | None = None) -> None:
         super().__init__(seed)
-        self.rolls, self.batch = rolls, min(batch, len(rolls))
+        self.rolls, self.batch, self.window = rolls, min(batch, len(rolls)), window
 
-    def __next__(self) -> tuple[Tensor, Tensor]:
-        index = torch.randint(len(self.rolls), (self.batch,), generator=self.generator)
-        return padded_rolls([self.rolls.pieces[i] for i in index.tolist()])
+    def _cut(self, piece: np.ndarray) -> np.ndarray:
+        if self.window is None or len(piece) <= self.window:
+            return piece
+        start = int(torch.randint(len(piece) - self.window + 1, (1,), generator=self.generator))
+        return piece[start : start + self.window]
+
+    def __next__(self) -> tuple[Tensor, Tensor, list[str]]:
+        index = torch.randint(len(self.rolls), (self.batch,), generator=self.generator).tolist()
+        x, lengths = padded_rolls([self._cut(self.rolls.pieces[i]) for i in index])
+        return x, lengths, [self.rolls.genres[i] for i in index]
 
 
 @torch.no_grad()
-def mean_nll(model: nn.Module, rolls: Rolls, chunk: int = 64) -> tuple[float, int]:
-    """NLL per predicted step (nats, summed over the keys) over every piece, and the step count."""
+def mean_nll(
+    model: RollModel,
+    rolls: Rolls,
+    as_genre: str | None = None,
+    include_first: bool = False,
+    chunk: int = 32,
+) -> tuple[float, int]:
+    """NLL per predicted step (nats, summed over the keys) over every piece, and the step count.
+
+    ``as_genre`` scores every piece as if it were of that genre (a genre model);
+    ``include_first`` scores the first step of each piece too (see ``next_step_nll``).
+    """
     device = next(model.parameters()).device
     was = model.training
     model.eval()
@@ -42,7 +67,17 @@ def mean_nll(model: nn.Module, rolls: Rolls, chunk: int = 64) -> tuple[float, in
     try:
         for start in range(0, len(rolls), chunk):
             x, lengths = padded_rolls(rolls.pieces[start : start + chunk])
-            t, n = next_step_nll(model, x.to(device), lengths)
+            genres = rolls.genres[start : start + chunk]
+            if as_genre is not None:
+                genres = [as_genre] * len(genres)
+            genre = genre_index(model, genres)
+            t, n = next_step_nll(
+                model,
+                x.to(device),
+                lengths,
+                None if genre is None else genre.to(device),
+                include_first,
+            )
             total, count = total + float(t), count + int(n)
     finally:
         model.train(was)
@@ -50,15 +85,21 @@ def mean_nll(model: nn.Module, rolls: Rolls, chunk: int = 64) -> tuple[float, in
 
 
 class MusicTask:
-    """Next-step NLL on the training pieces; the validation pieces' NLL selects."""
+    """NLL of every step (the first from the silent start) on training pieces; validation NLL
+    by the benchmark's convention (steps after the first) selects."""
 
-    def __init__(self, train: Rolls, valid: Rolls, batch: int, seed: int) -> None:
+    def __init__(
+        self, train: Rolls, valid: Rolls, batch: int, seed: int, window: int | None = None
+    ) -> None:
         self.valid = valid
-        self.batches = RollBatches(train, batch, seed)
+        self.batches = RollBatches(train, batch, seed, window)
 
-    def loss(self, model: nn.Module, batch, carry):
-        x, lengths = batch
-        total, count = next_step_nll(model, x, lengths)
+    def loss(self, model: RollModel, batch, carry):
+        x, lengths, genres = batch
+        genre = genre_index(model, genres)
+        total, count = next_step_nll(
+            model, x, lengths, None if genre is None else genre.to(x.device), include_first=True
+        )
         return total / count, None
 
     def evaluate(self, model: nn.Module) -> dict:

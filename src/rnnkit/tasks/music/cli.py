@@ -1,0 +1,371 @@
+"""`rnnkit music train | eval | generate`: polyphonic music as piano rolls, by genre.
+
+Data: the JSB Chorales benchmark file, a folder of MIDI/MusicXML/kern/ABC
+files (subfolders are genres), or the music21 corpus by genre.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...runs import save_json
+from ..common import (
+    add_train_options,
+    check_model_options,
+    open_run,
+    read_run,
+    run_training,
+    run_verb,
+    task_verbs,
+)
+from .metrics import test_result
+from .model import CONDITIONS, RollModel
+from .output import plot_roll, write_midi
+from .outputs import OUTPUTS
+from .rolls import Rolls
+from .scores import STEPS, default_cache
+from .sources import known_genres, load_source, parse_genres
+from .task import MusicTask
+
+TASK = "music"
+# The best of benchmarks/music.py (see the README).
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 256,
+    "layers": 1,
+    "dropout": 0.3,
+    "batch_size": 16,
+    "lr": 3e-3,
+    "eval_every": 250,
+}
+DEFAULT_OUTPUT, DEFAULT_JOINT_HIDDEN = "nade", 150
+DEFAULT_GENRES, DEFAULT_MAX_PIECES, DEFAULT_WINDOW = "bach", 300, 128
+# The budget when none is given: this many steps, within this time.
+AUTO_STEPS, AUTO_MINUTES = 3000, 15.0
+TEST_FILE = "test_rolls.npz"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verbs = task_verbs(
+        subparsers, TASK, "polyphonic music as piano rolls: JSB Chorales, MIDI folders, by genre"
+    )
+    p = verbs.add_parser("train", help="train on piano rolls; prints the test table at the end")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        help="a JSB-format .mat file, or a folder of MIDI/MusicXML/kern/ABC files whose "
+        "subfolders, if any, are genres (default: the music21 corpus, --genres)",
+    )
+    g.add_argument(
+        "--genres",
+        help=f"music21 corpus genres, comma-separated (default {DEFAULT_GENRES}); "
+        f"known: {known_genres()}",
+    )
+    g.add_argument(
+        "--step",
+        choices=sorted(STEPS),
+        help="time step of the rolls made from scores (default eighth; a JSB file is quantised)",
+    )
+    g.add_argument(
+        "--transpose", action="store_true", help="transpose every piece to C major or C minor"
+    )
+    g.add_argument(
+        "--max-pieces",
+        type=int,
+        help=f"pieces per genre (default {DEFAULT_MAX_PIECES} from the corpus, all from a folder)",
+    )
+    g.add_argument("--skip-bad", action="store_true", help="leave out files that cannot be parsed")
+    g.add_argument("--cache", help=f"folder of parsed scores (default {default_cache()})")
+    g.add_argument("--no-cache", action="store_true", help="parse every file again")
+    g.add_argument(
+        "--held-out",
+        type=float,
+        default=0.1,
+        help="share of each genre's pieces for test, and again for validation (default 0.1)",
+    )
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the split (default 0)")
+    g.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes that parse scores"
+    )
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default=DEFAULT_OUTPUT,
+        help="distribution of a step's keys: independent Bernoulli keys, or the keys jointly, "
+        f"autoregressively from the lowest (NADE, or MADE: faster) (default {DEFAULT_OUTPUT})",
+    )
+    g.add_argument(
+        "--joint-hidden",
+        type=int,
+        default=DEFAULT_JOINT_HIDDEN,
+        help=f"hidden units of the NADE or MADE output (default {DEFAULT_JOINT_HIDDEN})",
+    )
+    g.add_argument(
+        "--condition",
+        choices=("auto", *CONDITIONS),
+        default="auto",
+        help="how the genre conditions the RNN: initial state, extra input at every step, both, "
+        "or none (default auto: both when the data hold two genres or more)",
+    )
+    g.add_argument("--genre-size", type=int, default=16, help="genre embedding width (default 16)")
+    g.add_argument(
+        "--window",
+        type=int,
+        default=DEFAULT_WINDOW,
+        help=f"training cuts longer pieces to a random window of this many steps "
+        f"(default {DEFAULT_WINDOW}); evaluation reads whole pieces",
+    )
+    add_train_options(p, **DEFAULTS)
+    p.set_defaults(run=train, weight_decay=0.0)
+
+    run_verb(verbs, "eval", "NLL per step and frame accuracy on the test pieces (and by genre)",
+             evaluate, json_flag=True)  # fmt: skip
+    p = run_verb(verbs, "generate", "write a new piece as MIDI and a piano-roll PNG", generate)
+    p.add_argument("--genre", help="genre of the piece (a genre model's; see `eval`)")
+    p.add_argument("--steps", type=int, default=128, help="time steps (default 128)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tempo", type=float, default=100.0, help="quarter notes a minute")
+    p.add_argument("--out", help="MIDI file to write (default RUN/generated-GENRE-SEED.mid)")
+
+
+def source_config(args: argparse.Namespace) -> dict:
+    if args.held_out <= 0 or args.held_out >= 0.5:
+        raise ValueError(f"--held-out must be in (0, 0.5), got {args.held_out}")
+    if args.max_pieces is not None and args.max_pieces < 3:
+        raise ValueError(f"--max-pieces must be >= 3, got {args.max_pieces}")
+    common = {
+        "step": STEPS[args.step or "eighth"],
+        "transpose": args.transpose,
+        "held_out": args.held_out,
+        "split_seed": args.split_seed,
+        "skip_bad": args.skip_bad,
+        "cache": None if args.no_cache else str(Path(args.cache or default_cache()).resolve()),
+    }
+    if args.data:
+        path = Path(args.data)
+        if args.genres:
+            raise ValueError("--genres chooses from the music21 corpus: not with --data")
+        if path.is_dir():
+            return {"kind": "folder", "path": str(path.resolve()),
+                    "max_pieces": args.max_pieces, **common}  # fmt: skip
+        if not path.exists():
+            raise ValueError(f"--data {path}: no such file or folder")
+        if path.suffix.lower() != ".mat":
+            raise ValueError(
+                f"--data {path}: give a JSB-format .mat file or a folder of MIDI/MusicXML files"
+            )
+        if args.step or args.transpose or args.max_pieces:
+            raise ValueError("a JSB file is already split and quantised: no --step, "
+                             "--transpose or --max-pieces")  # fmt: skip
+        return {"kind": "jsb", "path": str(path.resolve()), "step": 1.0}
+    genres = parse_genres(args.genres or DEFAULT_GENRES)
+    return {"kind": "corpus", "genres": genres,
+            "max_pieces": args.max_pieces or DEFAULT_MAX_PIECES, **common}  # fmt: skip
+
+
+def save_rolls(path: Path, rolls: Rolls) -> None:
+    """The test pieces in the run, so that eval needs neither the data nor music21."""
+    from ...runs import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                steps=np.concatenate(rolls.pieces),
+                lengths=np.array([len(p) for p in rolls.pieces]),
+                genres=np.array(rolls.genres, dtype=str),
+                names=np.array(rolls.names, dtype=str),
+            )
+
+    atomic_write(path, write)
+
+
+def load_rolls(path: Path) -> Rolls:
+    if not path.exists():
+        raise ValueError(f"{path.parent} has no {path.name}: was its training finished?")
+    with np.load(path, allow_pickle=False) as z:
+        ends = np.cumsum(z["lengths"])
+        pieces = np.split(z["steps"], ends[:-1])
+        return Rolls(pieces, [str(g) for g in z["genres"]], [str(n) for n in z["names"]])
+
+
+def build_model(config: dict) -> RollModel:
+    return RollModel(
+        config["cell"],
+        config["hidden"],
+        config["layers"],
+        config["dropout"],
+        config["output"],
+        config["joint_hidden"],
+        config["genres"],
+        config["condition"],
+        config["genre_size"],
+    )
+
+
+def train(args: argparse.Namespace) -> int:
+    check_model_options(args)
+    if args.bidirectional:
+        raise ValueError("--bidirectional: a model of what comes next reads forward only")
+    for name in ("joint_hidden", "genre_size", "window", "jobs"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    config: dict = {"task": TASK, "source": source_config(args)}
+    source = config["source"]
+    if (
+        source["kind"] == "corpus"
+        and len(source["genres"]) < 2
+        and args.condition in CONDITIONS[1:]
+    ):
+        raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
+    parts = load_source(source, args.jobs)
+    genres = sorted(set(parts["train"].genres) - {""})
+    condition = args.condition
+    if condition == "auto":
+        condition = "both" if len(genres) > 1 else "none"
+    elif condition != "none" and len(genres) < 2:
+        raise ValueError(f"--condition {condition} needs pieces of two genres or more")
+    config.update(
+        genres=genres if condition != "none" else [],  # the ones the model is conditioned on
+        data_genres=genres,
+        pieces={k: len(v) for k, v in parts.items()},
+        cell=args.cell,
+        hidden=args.hidden,
+        layers=args.layers,
+        dropout=args.dropout,
+        output=args.output,
+        joint_hidden=args.joint_hidden,
+        condition=condition,
+        genre_size=args.genre_size,
+        window=args.window,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    auto = args.steps is None and args.epochs is None and args.minutes is None
+    if auto:
+        args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
+    comparable = tuple(k for k in config if k != "task")
+    run = open_run(args, TASK, config, comparable)
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / args.batch_size))
+    what = {"jsb": source.get("path"), "folder": source.get("path")}.get(
+        source["kind"], "music21 corpus"
+    )
+    budget = f"{args.steps} steps, at most {args.minutes:g} minutes" if auto else "as given"
+    print(
+        f"music {what}: {len(parts['train'])} training pieces ({parts['train'].steps} steps), "
+        f"{len(parts['valid'])} validation, {len(parts['test'])} test"
+        f"{'; genres ' + ', '.join(genres) if genres else ''}; {args.cell} {args.hidden}, "
+        f"{args.output} output, condition {condition}; "
+        f"budget {budget}; run in {run.path}",
+        flush=True,
+    )
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    task = MusicTask(parts["train"], parts["valid"], args.batch_size, args.seed, args.window)
+    result = run_training(model, task, args, run, config, steps_per_epoch, f"music: {args.cell}")
+    print(f"best validation NLL {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
+    save_rolls(run.file(TEST_FILE), parts["test"])
+    run.load_weights(model)
+    model = model.cpu()
+    result = test_result(model, parts["test"], parts["train"])
+    save_json(run.file("test.json"), result)
+    report(result)
+    sample_path = run.file("sample.mid")
+    write_sample(model, config, genres[0] if config["genres"] else None, 128, 1.0, args.seed,
+                 100.0, sample_path)  # fmt: skip
+    return 0
+
+
+def report(result: dict) -> None:
+    print(f"test set, {result['pieces']} pieces, {result['steps']} predicted steps:")
+    print(f"{'model':24s} {'NLL/step':>10s} {'frame acc':>10s}")
+    print(f"{'this model':24s} {result['nll']:10.3f} {result['frame_accuracy']:10.3f}")
+    for name, b in result["baselines"].items():
+        nll = "" if b.get("nll") is None else f"{b['nll']:10.3f}"
+        print(f"{name:24s} {nll:>10s} {b['frame_accuracy']:10.3f}")
+    by_genre = result.get("by_genre")
+    if by_genre:
+        names = list(by_genre)
+        print(
+            "NLL per step of each genre's test pieces (rows) conditioned on each genre (columns):"
+        )
+        print(f"{'':14s}" + "".join(f"{n:>12s}" for n in names) + f"{'margin':>10s}")
+        for g, row in by_genre.items():
+            cells = "".join(f"{row['as'][n]:12.3f}" for n in names)
+            print(f"{g:14s}{cells}{row['margin']:10.3f}")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    run, config = read_run(args.run_dir, TASK)
+    test = load_rolls(run.file(TEST_FILE))
+    model = build_model(config)
+    run.load_weights(model)
+    saved = run.file("test.json")
+    train_marginals = json.loads(saved.read_text()).get("key_marginals") if saved.exists() else None
+    result = test_result(model, test, None, train_marginals)
+    report(result)
+    if args.json:
+        result.pop("key_marginals", None)
+        print(json.dumps(result))
+    return 0
+
+
+def write_sample(
+    model: RollModel,
+    config: dict,
+    genre: str | None,
+    steps: int,
+    temperature: float,
+    seed: int,
+    tempo: float,
+    path: Path,
+) -> Path:
+    index = None
+    if config["genres"]:
+        if genre is None:
+            raise ValueError(f"this model is conditioned on a genre: give --genre "
+                             f"(known: {', '.join(config['genres'])})")  # fmt: skip
+        if genre not in config["genres"]:
+            raise ValueError(f"unknown genre {genre!r} (known: {', '.join(config['genres'])})")
+        index = config["genres"].index(genre)
+    elif genre is not None and genre not in config.get("data_genres", []):
+        known = ", ".join(config.get("data_genres", [])) or "none: it was trained without genres"
+        raise ValueError(f"unknown genre {genre!r} (known: {known})")
+    generator = torch.Generator().manual_seed(seed)
+    roll = model.generate(steps, index, temperature, generator).numpy().astype(np.uint8)
+    step = config["source"]["step"]
+    write_midi(roll, path, step, tempo)
+    png = path.with_suffix(".png")
+    label = f"{genre}, " if genre else ""
+    plot_roll(roll, png, f"generated: {label}{steps} steps, temperature {temperature:g}", step)
+    print(f"wrote {path} and {png}: {int(roll.any(1).sum())} of {steps} steps sound")
+    return path
+
+
+def generate(args: argparse.Namespace) -> int:
+    run, config = read_run(args.run_dir, TASK)
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+    if not args.tempo > 0:
+        raise ValueError(f"--tempo must be > 0, got {args.tempo}")
+    out = Path(args.out or run.file(f"generated-{args.genre or 'piece'}-{args.seed}.mid"))
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise ValueError(f"--out {out}: a MIDI file's name ends in .mid")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder")
+    model = build_model(config)
+    run.load_weights(model)
+    write_sample(model, config, args.genre, args.steps, args.temperature, args.seed, args.tempo,
+                 out)  # fmt: skip
+    return 0
