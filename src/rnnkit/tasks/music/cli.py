@@ -45,7 +45,8 @@ DEFAULTS = {
     "lr": 3e-3,
     "eval_every": 250,
 }
-DEFAULT_OUTPUT, DEFAULT_JOINT_HIDDEN = "nade", 150
+DEFAULT_OUTPUT = "made"
+JOINT_HIDDEN = {"nade": 150, "made": 512, "bernoulli": 0}  # NADE: 88x the work per unit
 DEFAULT_GENRES, DEFAULT_MAX_PIECES, DEFAULT_WINDOW = "bach", 300, 128
 # The budget when none is given: this many steps, within this time.
 AUTO_STEPS, AUTO_MINUTES = 3000, 15.0
@@ -100,13 +101,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=OUTPUTS,
         default=DEFAULT_OUTPUT,
         help="distribution of a step's keys: independent Bernoulli keys, or the keys jointly, "
-        f"autoregressively from the lowest (NADE, or MADE: faster) (default {DEFAULT_OUTPUT})",
+        f"autoregressively from the lowest (MADE, or NADE: slower) (default {DEFAULT_OUTPUT})",
     )
     g.add_argument(
         "--joint-hidden",
         type=int,
-        default=DEFAULT_JOINT_HIDDEN,
-        help=f"hidden units of the NADE or MADE output (default {DEFAULT_JOINT_HIDDEN})",
+        help="hidden units of the NADE or MADE output (default 150 for NADE, 512 for MADE)",
     )
     g.add_argument(
         "--condition",
@@ -216,7 +216,12 @@ def train(args: argparse.Namespace) -> int:
     check_model_options(args)
     if args.bidirectional:
         raise ValueError("--bidirectional: a model of what comes next reads forward only")
-    for name in ("joint_hidden", "genre_size", "window", "jobs"):
+    if args.joint_hidden is None:
+        args.joint_hidden = JOINT_HIDDEN[args.output]
+    elif args.output == "bernoulli":
+        raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
+    sizes = ("genre_size", "window", "jobs") + (("joint_hidden",) if args.joint_hidden else ())
+    for name in sizes:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     config: dict = {"task": TASK, "source": source_config(args)}

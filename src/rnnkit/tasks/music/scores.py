@@ -166,7 +166,7 @@ def _parse_or_error(path: Path) -> list[Notes] | str:
 
 
 def read_files(
-    paths: list[Path], cache: NoteCache | None, skip_bad: bool, jobs: int = 1
+    paths: list[Path], cache: NoteCache | None, skip_bad: bool, jobs: int = 1, label: str = ""
 ) -> dict[Path, list[Notes]]:
     """Every file's pieces, parsed in ``jobs`` processes where the cache lacks them.
 
@@ -176,7 +176,9 @@ def read_files(
     found = {p: cache.load(p) if cache else None for p in paths}
     todo = [p for p, notes in found.items() if notes is None]
     if todo:
-        print(f"parsing {len(todo)} files (cached for the next run)", file=sys.stderr, flush=True)
+        what = f" of {label}" if label else ""
+        print(f"parsing {len(todo)} files{what} (cached for the next run)", file=sys.stderr,
+              flush=True)  # fmt: skip
         if jobs > 1 and len(todo) > 1:
             with ProcessPoolExecutor(min(jobs, len(todo))) as pool:
                 results = list(pool.map(_parse_or_error, todo, chunksize=4))

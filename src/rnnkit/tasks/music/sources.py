@@ -10,6 +10,7 @@ Three sources, each a list of pieces with a genre:
 from __future__ import annotations
 
 import fnmatch
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,12 +92,18 @@ def corpus_pieces(
     """Up to ``max_pieces`` pieces of each genre, files in sorted order (an ABC file holds many)."""
     pieces = []
     for genre in genres:
-        files, taken = corpus_files(genre), []
-        chunk = max(4 * jobs, 8)
+        files, taken, read = corpus_files(genre), [], 0
+        chunk = jobs  # a first look, to see how many pieces a file holds
         while files and (max_pieces is None or len(taken) < max_pieces):
             batch, files = files[:chunk], files[chunk:]
-            for notes in read_files(batch, cache, skip_bad=True, jobs=jobs).values():
+            for notes in read_files(batch, cache, True, jobs, genre).values():
                 taken += notes
+            read += len(batch)
+            if max_pieces is None:
+                chunk = 64
+            else:  # enough files for the pieces still wanted, at the rate seen so far
+                per_file = max(len(taken), 1) / read
+                chunk = min(64, max(1, math.ceil((max_pieces - len(taken)) / per_file)))
         pieces += [Piece(n, genre) for n in taken[:max_pieces]]
     return pieces
 
@@ -119,7 +126,7 @@ def folder_pieces(
             f"{folder}: {loose[0]} lies beside the genre subfolders ({', '.join(sorted(named))}); "
             "move it into one"
         )
-    parsed = read_files(files, cache, skip_bad, jobs)
+    parsed = read_files(files, cache, skip_bad, jobs, folder.name)
     pieces, per_genre = [], {}
     for path, notes in parsed.items():
         for n in notes:
