@@ -51,14 +51,14 @@ def train_run(out: Path, argv: list, budget: argparse.Namespace) -> dict:
     result = json.loads((out / "test.json").read_text())
     result.pop("key_marginals", None)
     best = min(metrics, key=lambda m: m["val_nll"])
+    result["test_steps"] = result.pop("steps")
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "train_seconds": metrics[-1]["time"],
-        "steps": metrics[-1]["step"],
+        "train_steps": metrics[-1]["step"],
         "best_val_nll": best["val_nll"],
         "best_step": best["step"],
         **result,
-        "test_steps": result["steps"],
     }
 
 
@@ -114,12 +114,11 @@ def main() -> None:
             }
     path = write_result(args.out or f"music_{args.part}.json", results)
     if results.get("jsb"):
-        print(
-            f"\n{'JSB Chorales':14s} {'test NLL':>9s} {'frame acc':>9s} {'train s':>8s} {'steps':>6s}"
-        )
+        print(f"\n{'JSB Chorales':14s} {'test NLL':>9s} {'frame acc':>9s} {'train s':>8s} "
+              f"{'steps':>6s} {'best at':>7s}")  # fmt: skip
         for r in results["jsb"]:
             print(f"{r['output']:14s} {r['nll']:9.3f} {r['frame_accuracy']:9.3f} "
-                  f"{r['train_seconds']:8.0f} {r['steps']:6d}")  # fmt: skip
+                  f"{r['train_seconds']:8.0f} {r['train_steps']:6d} {r['best_step']:7d}")  # fmt: skip
         b = results["jsb"][0]["baselines"]
         print(f"{'key freq.':14s} {b['key frequencies']['nll']:9.3f} "
               f"{b['key frequencies']['frame_accuracy']:9.3f}")  # fmt: skip

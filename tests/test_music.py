@@ -221,7 +221,7 @@ def test_music_on_a_jsb_file_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli("music", "train", "--data", data, "--output", "made", "--joint-hidden", 16,
                    "--hidden", 16, "--steps", 6, "--eval-every", 3, "--out", run) == 0  # fmt: skip
-    for name in ("model.safetensors", "test.json", "test_rolls.npz", "sample.mid", "sample.png"):
+    for name in ("model.safetensors", "test.json", "held_out.npz", "sample.mid", "sample.png"):
         assert (run / name).exists(), name
     capsys.readouterr()
     assert run_cli("music", "eval", run, "--json") == 0
@@ -231,6 +231,14 @@ def test_music_on_a_jsb_file_end_to_end(tmp_path, capsys):
     assert "by_genre" not in result and "key frequencies" in result["baselines"]
     saved = json.loads((run / "test.json").read_text())
     assert saved["nll"] == pytest.approx(result["nll"], rel=1e-6)  # eval repeats train's figure
+    assert run_cli("music", "train", "--data", data, "--output", "made", "--joint-hidden", 16,
+                   "--hidden", 16, "--steps", 9, "--eval-every", 3, "--out", run,
+                   "--resume") == 0  # fmt: skip
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 9
+    assert run_cli("music", "train", "--data", data, "--output", "nade", "--joint-hidden", 16,
+                   "--hidden", 16, "--steps", 9, "--out", run, "--resume") == 2  # fmt: skip
+    assert "contradict" in capsys.readouterr().err
     out = tmp_path / "new.mid"
     args = ("music", "generate", run, "--steps", 20, "--seed", 3, "--out", out)
     assert run_cli(*args) == 0

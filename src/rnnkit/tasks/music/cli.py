@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...runs import save_json
+from ...runs import atomic_write, save_json
 from ..common import (
     add_train_options,
     check_model_options,
@@ -25,7 +25,7 @@ from ..common import (
     run_verb,
     task_verbs,
 )
-from .metrics import test_result
+from .metrics import key_marginals, test_result
 from .model import CONDITIONS, RollModel
 from .output import plot_roll, write_midi
 from .outputs import OUTPUTS
@@ -50,7 +50,7 @@ JOINT_HIDDEN = {"nade": 150, "made": 512, "bernoulli": 0}  # NADE: 88x the work 
 DEFAULT_GENRES, DEFAULT_MAX_PIECES, DEFAULT_WINDOW = "bach", 300, 128
 # The budget when none is given: this many steps, within this time.
 AUTO_STEPS, AUTO_MINUTES = 3000, 15.0
-TEST_FILE = "test_rolls.npz"
+HELD_OUT = "held_out.npz"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -172,30 +172,31 @@ def source_config(args: argparse.Namespace) -> dict:
             "max_pieces": args.max_pieces or DEFAULT_MAX_PIECES, **common}  # fmt: skip
 
 
-def save_rolls(path: Path, rolls: Rolls) -> None:
-    """The test pieces in the run, so that eval needs neither the data nor music21."""
-    from ...runs import atomic_write
+def save_held_out(path: Path, test: Rolls, marginals: np.ndarray) -> None:
+    """The test pieces and the training steps' key frequencies, so that eval needs neither
+    the data nor music21."""
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.savez_compressed(
                 f,
-                steps=np.concatenate(rolls.pieces),
-                lengths=np.array([len(p) for p in rolls.pieces]),
-                genres=np.array(rolls.genres, dtype=str),
-                names=np.array(rolls.names, dtype=str),
+                steps=np.concatenate(test.pieces),
+                lengths=np.array([len(p) for p in test.pieces]),
+                genres=np.array(test.genres, dtype=str),
+                names=np.array(test.names, dtype=str),
+                marginals=marginals,
             )
 
     atomic_write(path, write)
 
 
-def load_rolls(path: Path) -> Rolls:
+def load_held_out(path: Path) -> tuple[Rolls, np.ndarray]:
     if not path.exists():
-        raise ValueError(f"{path.parent} has no {path.name}: was its training finished?")
+        raise ValueError(f"{path.parent} has no {path.name}: not a finished music run")
     with np.load(path, allow_pickle=False) as z:
-        ends = np.cumsum(z["lengths"])
-        pieces = np.split(z["steps"], ends[:-1])
-        return Rolls(pieces, [str(g) for g in z["genres"]], [str(n) for n in z["names"]])
+        pieces = np.split(z["steps"], np.cumsum(z["lengths"])[:-1])
+        rolls = Rolls(pieces, [str(g) for g in z["genres"]], [str(n) for n in z["names"]])
+        return rolls, z["marginals"]
 
 
 def build_model(config: dict) -> RollModel:
@@ -275,13 +276,16 @@ def train(args: argparse.Namespace) -> int:
     )
     torch.manual_seed(args.seed)
     model = build_model(config)
+    marginals = key_marginals(parts["train"])
+    if not args.resume:
+        Path(run.path).mkdir(parents=True, exist_ok=True)
+        save_held_out(run.file(HELD_OUT), parts["test"], marginals)
     task = MusicTask(parts["train"], parts["valid"], args.batch_size, args.seed, args.window)
     result = run_training(model, task, args, run, config, steps_per_epoch, f"music: {args.cell}")
     print(f"best validation NLL {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
-    save_rolls(run.file(TEST_FILE), parts["test"])
     run.load_weights(model)
     model = model.cpu()
-    result = test_result(model, parts["test"], parts["train"])
+    result = test_result(model, parts["test"], marginals)
     save_json(run.file("test.json"), result)
     report(result)
     sample_path = run.file("sample.mid")
@@ -311,15 +315,12 @@ def report(result: dict) -> None:
 
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    test = load_rolls(run.file(TEST_FILE))
+    test, marginals = load_held_out(run.file(HELD_OUT))
     model = build_model(config)
     run.load_weights(model)
-    saved = run.file("test.json")
-    train_marginals = json.loads(saved.read_text()).get("key_marginals") if saved.exists() else None
-    result = test_result(model, test, None, train_marginals)
+    result = test_result(model, test, marginals)
     report(result)
     if args.json:
-        result.pop("key_marginals", None)
         print(json.dumps(result))
     return 0
 

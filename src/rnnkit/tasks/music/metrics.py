@@ -26,25 +26,21 @@ def best_guesses(model: RollModel, rolls: Rolls, chunk: int = 32) -> list[np.nda
     return out
 
 
-def key_marginals(rolls: Rolls) -> list[float]:
+def key_marginals(rolls: Rolls) -> np.ndarray:
     """How often each key sounds in the training steps (the no-memory baseline)."""
-    return (np.concatenate(rolls.pieces).mean(0)).tolist()
+    return np.concatenate(rolls.pieces).mean(0)
 
 
-def test_result(
-    model: RollModel, test: Rolls, train: Rolls | None, marginals: list[float] | None = None
-) -> dict:
+def test_result(model: RollModel, test: Rolls, marginals: np.ndarray) -> dict:
     """Test NLL and frame accuracy over the steps after each piece's first, with baselines:
-    every key at its training frequency, and the previous step repeated."""
+    every key at its training frequency (``marginals``), and the previous step repeated."""
     model = model.cpu()
     nll, steps = mean_nll(model, test)
     guesses = best_guesses(model, test)
     truth = np.concatenate([p[1:] for p in test.pieces])
     predicted = np.concatenate([g[1:] for g in guesses])
     previous = np.concatenate([p[:-1] for p in test.pieces])
-    if marginals is None:
-        marginals = key_marginals(train)
-    p = np.broadcast_to(np.array(marginals), truth.shape)
+    p = np.broadcast_to(marginals, truth.shape)
     result = {
         "nll": nll,
         "frame_accuracy": frame_accuracy(predicted, truth),
@@ -57,7 +53,6 @@ def test_result(
             },
             "previous step": {"nll": None, "frame_accuracy": frame_accuracy(previous, truth)},
         },
-        "key_marginals": marginals,
     }
     if model.conditioned:
         result["by_genre"] = by_genre(model, test)
