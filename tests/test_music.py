@@ -204,6 +204,26 @@ def test_a_midi_file_written_reads_back_as_the_same_roll(tmp_path):
     np.testing.assert_array_equal(to_roll(parsed, 0.5), roll)
 
 
+def test_musicxml_and_midi_files_read_alike(tmp_path):
+    music21 = pytest.importorskip("music21")
+    from rnnkit.tasks.music.scores import parse_file
+
+    score = music21.stream.Score()
+    part = music21.stream.Part()
+    for pitches, length in (([60, 64, 67], 1.0), ([62], 0.5), ([65, 69], 1.5)):
+        part.append(music21.chord.Chord(pitches, quarterLength=length))
+    score.append(part)
+    rolls_read = []
+    for suffix in ("musicxml", "mid"):
+        path = tmp_path / f"piece.{suffix}"
+        score.write("midi" if suffix == "mid" else "musicxml", fp=str(path))
+        (notes_read,) = parse_file(path)
+        rolls_read.append(to_roll(notes_read, 0.5))
+    np.testing.assert_array_equal(rolls_read[0], rolls_read[1])
+    c4 = 60 - rolls.LOWEST_MIDI
+    assert rolls_read[0].shape == (6, KEYS) and rolls_read[0][:, c4].tolist() == [1, 1, 0, 0, 0, 0]
+
+
 def run_cli(*argv):
     return main([str(a) for a in argv])
 
@@ -239,6 +259,8 @@ def test_music_on_a_jsb_file_end_to_end(tmp_path, capsys):
     assert run_cli("music", "train", "--data", data, "--output", "nade", "--joint-hidden", 16,
                    "--hidden", 16, "--steps", 9, "--out", run, "--resume") == 2  # fmt: skip
     assert "contradict" in capsys.readouterr().err
+    assert (run / "gradient_flow.jsonl").exists()
+    assert run_cli("diagnose", run) == 0  # the gradient flow recorded at every evaluation
     out = tmp_path / "new.mid"
     args = ("music", "generate", run, "--steps", 20, "--seed", 3, "--out", out)
     assert run_cli(*args) == 0
@@ -292,6 +314,7 @@ def test_bad_midi_is_named_and_can_be_skipped(midi_genres, tmp_path, capsys):
         ("empty", ["--data", "{d}"], "holds no music files"),
         ("loose", ["--data", "{d}"], "lies beside the genre subfolders"),
         ("wide", ["--data", "{d}/wide.mat"], "88 keys"),
+        ("wide", ["--data", "{d}/wide.mat", "--transpose"], "already split and quantised"),
         ("none", ["--data", "{d}/missing.mat"], "no such file"),
         ("none", ["--data", "{d}/notes.txt"], "JSB-format .mat file or a folder"),
         ("none", ["--genres", "bach,disco"], "unknown genre 'disco' (known: bach, folk"),

@@ -172,6 +172,7 @@ def test_the_trainer_fits_a_bernoulli_model_on_rolls(tmp_path):
     assert steps == 9 + 6
     task = MusicTask(train, valid, batch=4, seed=0)
     config = TrainConfig(steps=200, lr=1e-2, eval_every=100, warmup=0)
+    (tmp_path / "run").mkdir()
     result = Trainer(model, task, config, RunDir(tmp_path / "run"), quiet=True).fit()
     assert result["best_val_loss"] < 0.25 * before
     batches = RollBatches(train, 4, seed=3)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ...diagnostics import GradientFlow, gradient_flow
 from ...training import SeededSource
 from .model import RollModel, next_step_nll
 from .rolls import KEYS, Rolls
@@ -105,3 +106,16 @@ class MusicTask:
     def evaluate(self, model: nn.Module) -> dict:
         nll, _ = mean_nll(model, self.valid)
         return {"val_loss": nll, "val_nll": nll}
+
+    def gradient_flow(self, model: RollModel) -> GradientFlow:
+        """dL/dh_t over 16 validation pieces (recorded at every evaluation for `diagnose`)."""
+        device = next(model.parameters()).device
+        x, lengths = padded_rolls(self.valid.pieces[:16])
+        genre = genre_index(model, self.valid.genres[:16])
+        genre = None if genre is None else genre.to(device)
+
+        def loss(m: RollModel) -> Tensor:
+            total, count = next_step_nll(m, x.to(device), lengths, genre, include_first=True)
+            return total / count
+
+        return gradient_flow(model, loss)
