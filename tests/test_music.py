@@ -370,3 +370,7 @@ def test_the_music21_corpus_by_genre_is_parsed_once(tmp_path, capsys):
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["source"]["step"] == 0.25 and config["source"]["transpose"]
     assert config["pieces"] == {"train": 2, "valid": 1, "test": 1}
+    # the cache is no part of a run: resuming without it parses again and goes on
+    assert run_cli("music", "train", "--genres", "bach", "--max-pieces", 4, "--no-cache",
+                   "--hidden", 8, "--output", "bernoulli", "--steps", 3, "--jobs", 1,
+                   "--out", tmp_path / "a", "--resume") == 0  # fmt: skip

@@ -30,7 +30,7 @@ from .model import CONDITIONS, RollModel
 from .output import plot_roll, write_midi
 from .outputs import OUTPUTS
 from .rolls import Rolls
-from .scores import STEPS, default_cache
+from .scores import STEPS, NoteCache, default_cache
 from .sources import known_genres, load_source, parse_genres
 from .task import MusicTask
 
@@ -148,7 +148,6 @@ def source_config(args: argparse.Namespace) -> dict:
         "held_out": args.held_out,
         "split_seed": args.split_seed,
         "skip_bad": args.skip_bad,
-        "cache": None if args.no_cache else str(Path(args.cache or default_cache()).resolve()),
     }
     if args.data:
         path = Path(args.data)
@@ -233,7 +232,8 @@ def train(args: argparse.Namespace) -> int:
         and args.condition in CONDITIONS[1:]
     ):
         raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
-    parts = load_source(source, args.jobs)
+    cache = None if args.no_cache else NoteCache(Path(args.cache or default_cache()))
+    parts = load_source(source, cache, args.jobs)
     genres = sorted(set(parts["train"].genres) - {""})
     condition = args.condition
     if condition == "auto":

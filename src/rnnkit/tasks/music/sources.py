@@ -177,11 +177,11 @@ def split_rolls(rolls: Rolls, fraction: float, seed: int) -> dict[str, Rolls]:
     return {name: rolls.subset(sorted(ix)) for name, ix in parts.items()}
 
 
-def load_source(source: dict, jobs: int = 1) -> dict[str, Rolls]:
-    """The run's pieces from its ``source`` config, split into train, valid and test."""
+def load_source(source: dict, cache: NoteCache | None = None, jobs: int = 1) -> dict[str, Rolls]:
+    """The run's pieces from its ``source`` config, split into train, valid and test; parsed
+    scores are read from and kept in ``cache``."""
     if source["kind"] == "jsb":
         return read_jsb(source["path"])
-    cache = NoteCache(source["cache"]) if source.get("cache") else None
     if source["kind"] == "corpus":
         pieces = corpus_pieces(source["genres"], source["max_pieces"], cache, jobs)
     else:
