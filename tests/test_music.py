@@ -224,6 +224,85 @@ def test_musicxml_and_midi_files_read_alike(tmp_path):
     assert rolls_read[0].shape == (6, KEYS) and rolls_read[0][:, c4].tolist() == [1, 1, 0, 0, 0, 0]
 
 
+def test_a_midi_round_trip_is_exact_at_sixteenths_and_keeps_the_trailing_silence(tmp_path):
+    mido = pytest.importorskip("mido")
+    from rnnkit.tasks.music.output import write_midi
+    from rnnkit.tasks.music.scores import parse_file
+
+    rng = np.random.default_rng(0)
+    roll = (rng.random((40, KEYS)) < 0.05).astype(np.uint8)
+    roll[0, 0] = 1  # the first step sounds: nothing is cut from the start
+    roll[-6:] = 0  # silent at the end
+    write_midi(roll, tmp_path / "a.mid", 0.25, tempo=120)
+    (parsed,) = parse_file(tmp_path / "a.mid")
+    back = to_roll(parsed, 0.25)
+    np.testing.assert_array_equal(back, roll[: len(back)])
+    assert not roll[len(back) :].any()
+    assert mido.MidiFile(tmp_path / "a.mid").length == pytest.approx(40 * 0.25 * 0.5)
+
+
+def test_notes_struck_together_keep_their_own_lengths(tmp_path):
+    mido = pytest.importorskip("mido")
+    from rnnkit.tasks.music.scores import parse_file
+
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.Message("note_on", note=48, velocity=80, time=0))
+    track.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    track.append(mido.Message("note_on", note=38, velocity=80, channel=9, time=0))  # a drum
+    track.append(mido.Message("note_off", note=60, velocity=0, time=240))
+    track.append(mido.Message("note_on", note=48, velocity=0, time=120))  # velocity 0 releases
+    midi.save(tmp_path / "chord.mid")
+    (notes_read,) = parse_file(tmp_path / "chord.mid")
+    assert notes_read.pitch.tolist() == [60, 48]
+    assert notes_read.end.tolist() == [0.5, 0.75]
+
+
+def test_a_jsb_file_in_any_of_matlab_s_layouts(tmp_path):
+    savemat = pytest.importorskip("scipy.io").savemat
+    pieces = [piece(5, seed=i) for i in range(3)]
+    column = np.empty((3, 1), dtype=object)
+    for i, p in enumerate(pieces):
+        column[i, 0] = p
+    savemat(str(tmp_path / "column.mat"), {k: column for k in rolls.JSB_PARTS.values()})
+    stacked = np.stack(pieces).astype(float)  # pieces of one length become one 3-D array
+    savemat(str(tmp_path / "stacked.mat"), {k: stacked for k in rolls.JSB_PARTS.values()})
+    for name in ("column.mat", "stacked.mat"):
+        parts = rolls.read_jsb(tmp_path / name)
+        assert [len(parts[k]) for k in ("train", "valid", "test")] == [3, 3, 3], name
+        np.testing.assert_array_equal(parts["test"].pieces[2], pieces[2])
+    savemat(str(tmp_path / "empty.mat"), {"traindata": stacked, "validdata": stacked,
+                                           "testdata": []})  # fmt: skip
+    with pytest.raises(ValueError, match="testdata holds no pieces"):
+        rolls.read_jsb(tmp_path / "empty.mat")
+
+
+def test_the_split_keeps_training_pieces_for_every_genre():
+    from rnnkit.tasks.music.sources import split_rolls
+
+    data = rolls.Rolls([piece(4, seed=i) for i in range(10)], ["a"] * 4 + ["b"] * 6)
+    parts = split_rolls(data, 0.2, seed=0)
+    assert {k: sorted(v.genres) for k, v in parts.items()} == {
+        "train": ["a"] * 2 + ["b"] * 4, "valid": ["a", "b"], "test": ["a", "b"]}  # fmt: skip
+    with pytest.raises(ValueError, match="genre 'a' has 4 pieces: --held-out 0.4 .* none for"):
+        split_rolls(data, 0.4, seed=0)
+
+
+def test_hidden_folders_are_not_data(midi_genres):
+    from rnnkit.tasks.music.sources import folder_pieces
+
+    hymns = len(list((midi_genres / "hymn").glob("*.mid")))
+    checkpoint = midi_genres / "hymn" / ".ipynb_checkpoints"
+    checkpoint.mkdir()
+    (checkpoint / "0-checkpoint.mid").write_bytes((midi_genres / "hymn" / "0.mid").read_bytes())
+    (midi_genres / "__MACOSX" / "hymn").mkdir(parents=True)
+    (midi_genres / "__MACOSX" / "hymn" / "._0.mid").write_bytes(b"\x00\x05")
+    pieces = folder_pieces(midi_genres, None, skip_bad=False, jobs=1, max_pieces=None)
+    assert sorted({p.genre for p in pieces}) == ["hymn", "march"]
+    assert sum(p.genre == "hymn" for p in pieces) == hymns
+
+
 def run_cli(*argv):
     return main([str(a) for a in argv])
 
@@ -289,6 +368,10 @@ def test_a_genre_model_on_a_midi_folder(midi_genres, tmp_path, capsys):
         assert row["margin"] > 1.0, (genre, row)
     out = tmp_path / "h.mid"
     assert run_cli("music", "generate", run, "--genre", "hymn", "--steps", 8, "--out", out) == 0
+    assert run_cli("music", "generate", run, "--genre", "hymn", "--out", run / "curves.mid") == 2
+    assert "would overwrite" in capsys.readouterr().err  # the run's own training curves
+    assert run_cli("music", "generate", run, "--genre", "hymn", "--tempo", 2, "--out", out) == 2
+    assert "--tempo must be in [4, 1000]" in capsys.readouterr().err
     assert run_cli("music", "generate", run, "--genre", "jazz", "--out", out) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnkit: error: unknown genre 'jazz'") and "hymn, march" in err
@@ -320,20 +403,14 @@ def test_bad_midi_is_named_and_can_be_skipped(midi_genres, tmp_path, capsys):
         ("none", ["--genres", "bach,disco"], "unknown genre 'disco' (known: bach, folk"),
         ("none", ["--genres", "bach", "--bidirectional"], "forward only"),
         ("none", ["--genres", "bach", "--held-out", "0.6"], "--held-out"),
-        (
-            "none",
-            [
-                "--genres",
-                "bach",
-                "--condition",
-                "both",
-                "--max-pieces",
-                "3",
-                "--cache",
-                "{d}/cache",
-            ],
-            "two genres",
-        ),  # fmt: skip
+        ("none", ["--genres", "bach", "--condition", "both"], "two genres"),
+        ("none", ["--genres", "bach", "--lr", "0"], "--lr must be > 0"),
+        ("none", ["--genres", "bach", "--device", "foo"], "not a device"),
+        ("none", ["--genres", "bach", "--held-out", "nan"], "--held-out"),
+        ("none", ["--genres", "bach", "--output", "made", "--joint-hidden", "0"], "--joint-hidden"),
+        ("none", ["--genres", "bach", "--cache", "{d}/notes.txt"], "is a file, not a folder"),
+        ("none", ["--data", ""], "--data is empty"),
+        ("wide", ["--data", "{d}/wide.mat", "--held-out", "0.2"], "--held-out do not apply"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(setup, argv, message, tmp_path, capsys):

@@ -56,14 +56,23 @@ def any_rank(flag: bool, world: World, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def check_device(requested: str) -> torch.device:
+    """``--device`` as a torch device, or a one-line error."""
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(f"--device {requested}: not a device (cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {requested}: CUDA is not available on this machine; use --device cpu"
+        )
+    return device
+
+
 def pick_device(requested: str | None, world: World) -> torch.device:
     """CUDA when present (one GPU per local rank), the CPU otherwise; ``--device`` overrides."""
     if requested:
-        device = torch.device(requested)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"--device {requested}: CUDA is not available on this machine; use --device cpu"
-            )
+        device = check_device(requested)
         if device.type == "cuda" and world.distributed and device.index is None:
             device = torch.device("cuda", world.local_rank)
         return device

@@ -10,11 +10,13 @@ import argparse
 import json
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ...distributed import check_device
 from ...runs import atomic_write, save_json
 from ..common import (
     add_train_options,
@@ -24,6 +26,7 @@ from ..common import (
     run_training,
     run_verb,
     task_verbs,
+    train_config,
 )
 from .metrics import key_marginals, test_result
 from .model import CONDITIONS, RollModel
@@ -48,6 +51,7 @@ DEFAULTS = {
 DEFAULT_OUTPUT = "made"
 JOINT_HIDDEN = {"nade": 150, "made": 512, "bernoulli": 0}  # NADE: 88x the work per unit
 DEFAULT_GENRES, DEFAULT_MAX_PIECES, DEFAULT_WINDOW = "bach", 300, 128
+DEFAULT_HELD_OUT = 0.1
 # The budget when none is given: this many steps, within this time.
 AUTO_STEPS, AUTO_MINUTES = 3000, 15.0
 HELD_OUT = "held_out.npz"
@@ -88,10 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--held-out",
         type=float,
-        default=0.1,
-        help="share of each genre's pieces for test, and again for validation (default 0.1)",
+        help=f"share of each genre's pieces for test, and again for validation "
+        f"(default {DEFAULT_HELD_OUT})",
     )
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the split (default 0)")
+    g.add_argument("--split-seed", type=int, help="seed of the split (default 0)")
     g.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="processes that parse scores"
     )
@@ -138,35 +142,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def source_config(args: argparse.Namespace) -> dict:
-    if args.held_out <= 0 or args.held_out >= 0.5:
+    if args.data is not None:
+        path = Path(args.data)
+        if not args.data:
+            raise ValueError("--data is empty: give a JSB-format .mat file or a folder")
+        if args.genres is not None:
+            raise ValueError("--genres chooses from the music21 corpus: not with --data")
+        if not path.exists():
+            raise ValueError(f"--data {path}: no such file or folder")
+        if not path.is_dir():
+            if path.suffix.lower() != ".mat":
+                raise ValueError(
+                    f"--data {path}: give a JSB-format .mat file or a folder of MIDI/MusicXML files"
+                )
+            given = [flag for flag, value in (
+                ("--step", args.step), ("--transpose", args.transpose),
+                ("--max-pieces", args.max_pieces), ("--held-out", args.held_out is not None),
+                ("--split-seed", args.split_seed is not None), ("--skip-bad", args.skip_bad))
+                if value]  # fmt: skip
+            if given:
+                raise ValueError(
+                    f"a JSB file is already split and quantised: {', '.join(given)} do not apply"
+                )
+            return {"kind": "jsb", "path": str(path.resolve()), "step": 1.0}
+    held_out = DEFAULT_HELD_OUT if args.held_out is None else args.held_out
+    if not 0 < held_out < 0.5:  # NaN fails too
         raise ValueError(f"--held-out must be in (0, 0.5), got {args.held_out}")
+    if args.split_seed is not None and args.split_seed < 0:
+        raise ValueError(f"--split-seed must be >= 0, got {args.split_seed}")
     if args.max_pieces is not None and args.max_pieces < 3:
         raise ValueError(f"--max-pieces must be >= 3, got {args.max_pieces}")
     common = {
         "step": STEPS[args.step or "eighth"],
         "transpose": args.transpose,
-        "held_out": args.held_out,
-        "split_seed": args.split_seed,
+        "held_out": held_out,
+        "split_seed": args.split_seed or 0,
         "skip_bad": args.skip_bad,
     }
-    if args.data:
-        path = Path(args.data)
-        if args.genres:
-            raise ValueError("--genres chooses from the music21 corpus: not with --data")
-        if path.is_dir():
-            return {"kind": "folder", "path": str(path.resolve()),
-                    "max_pieces": args.max_pieces, **common}  # fmt: skip
-        if not path.exists():
-            raise ValueError(f"--data {path}: no such file or folder")
-        if path.suffix.lower() != ".mat":
-            raise ValueError(
-                f"--data {path}: give a JSB-format .mat file or a folder of MIDI/MusicXML files"
-            )
-        if args.step or args.transpose or args.max_pieces:
-            raise ValueError("a JSB file is already split and quantised: no --step, "
-                             "--transpose or --max-pieces")  # fmt: skip
-        return {"kind": "jsb", "path": str(path.resolve()), "step": 1.0}
-    genres = parse_genres(args.genres or DEFAULT_GENRES)
+    if args.data is not None:
+        return {"kind": "folder", "path": str(Path(args.data).resolve()),
+                "max_pieces": args.max_pieces, **common}  # fmt: skip
+    genres = parse_genres(DEFAULT_GENRES if args.genres is None else args.genres)
     return {"kind": "corpus", "genres": genres,
             "max_pieces": args.max_pieces or DEFAULT_MAX_PIECES, **common}  # fmt: skip
 
@@ -192,10 +208,15 @@ def save_held_out(path: Path, test: Rolls, marginals: np.ndarray) -> None:
 def load_held_out(path: Path) -> tuple[Rolls, np.ndarray]:
     if not path.exists():
         raise ValueError(f"{path.parent} has no {path.name}: not a finished music run")
-    with np.load(path, allow_pickle=False) as z:
-        pieces = np.split(z["steps"], np.cumsum(z["lengths"])[:-1])
-        rolls = Rolls(pieces, [str(g) for g in z["genres"]], [str(n) for n in z["names"]])
-        return rolls, z["marginals"]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            pieces = np.split(z["steps"], np.cumsum(z["lengths"])[:-1])
+            rolls = Rolls(pieces, [str(g) for g in z["genres"]], [str(n) for n in z["names"]])
+            return rolls, z["marginals"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} is damaged ({type(error).__name__}); train the run again"
+        ) from None
 
 
 def build_model(config: dict) -> RollModel:
@@ -220,10 +241,20 @@ def train(args: argparse.Namespace) -> int:
         args.joint_hidden = JOINT_HIDDEN[args.output]
     elif args.output == "bernoulli":
         raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
-    sizes = ("genre_size", "window", "jobs") + (("joint_hidden",) if args.joint_hidden else ())
+    joint = ("joint_hidden",) if args.output != "bernoulli" else ()
+    sizes = ("genre_size", "window", "jobs", *joint)
     for name in sizes:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    auto = args.steps is None and args.epochs is None and args.minutes is None
+    if auto:
+        args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
+    train_config(args, 1)  # the budget and optimiser options, checked before anything is written
+    if args.device:
+        check_device(args.device)
+    cache_folder = Path(args.cache or default_cache())
+    if not args.no_cache and cache_folder.exists() and not cache_folder.is_dir():
+        raise ValueError(f"--cache {cache_folder} is a file, not a folder")
     config: dict = {"task": TASK, "source": source_config(args)}
     source = config["source"]
     if (
@@ -232,7 +263,7 @@ def train(args: argparse.Namespace) -> int:
         and args.condition in CONDITIONS[1:]
     ):
         raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
-    cache = None if args.no_cache else NoteCache(Path(args.cache or default_cache()))
+    cache = None if args.no_cache else NoteCache(cache_folder)
     parts = load_source(source, cache, args.jobs)
     genres = sorted(set(parts["train"].genres) - {""})
     condition = args.condition
@@ -256,9 +287,6 @@ def train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
     )
-    auto = args.steps is None and args.epochs is None and args.minutes is None
-    if auto:
-        args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
     comparable = tuple(k for k in config if k != "task")
     run = open_run(args, TASK, config, comparable)
     steps_per_epoch = max(1, math.ceil(len(parts["train"]) / args.batch_size))
@@ -295,7 +323,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def report(result: dict) -> None:
-    print(f"test set, {result['pieces']} pieces, {result['steps']} predicted steps:")
+    pieces = f"{result['pieces']} piece{'s' if result['pieces'] != 1 else ''}"
+    print(f"test set, {pieces}, {result['steps']} predicted steps:")
     print(f"{'model':24s} {'NLL/step':>10s} {'frame acc':>10s}")
     print(f"{'this model':24s} {result['nll']:10.3f} {result['frame_accuracy']:10.3f}")
     for name, b in result["baselines"].items():
@@ -307,10 +336,11 @@ def report(result: dict) -> None:
         print(
             "NLL per step of each genre's test pieces (rows) conditioned on each genre (columns):"
         )
-        print(f"{'':14s}" + "".join(f"{n:>12s}" for n in names) + f"{'margin':>10s}")
+        w = max(11, *(len(n) for n in names)) + 1
+        print(" " * w + "".join(f"{n:>{w}s}" for n in names) + f"{'margin':>10s}")
         for g, row in by_genre.items():
-            cells = "".join(f"{row['as'][n]:12.3f}" for n in names)
-            print(f"{g:14s}{cells}{row['margin']:10.3f}")
+            cells = "".join(f"{row['as'][n]:{w}.3f}" for n in names)
+            print(f"{g:{w}s}{cells}{row['margin']:10.3f}")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -363,13 +393,16 @@ def generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if not args.temperature > 0:
         raise ValueError(f"--temperature must be > 0, got {args.temperature}")
-    if not args.tempo > 0:
-        raise ValueError(f"--tempo must be > 0, got {args.tempo}")
+    if not 4 <= args.tempo <= 1000:  # MIDI holds a tempo in 24 bits of microseconds a quarter
+        raise ValueError(f"--tempo must be in [4, 1000] quarter notes a minute, got {args.tempo}")
     out = Path(args.out or run.file(f"generated-{args.genre or 'piece'}-{args.seed}.mid"))
     if out.suffix.lower() not in (".mid", ".midi"):
         raise ValueError(f"--out {out}: a MIDI file's name ends in .mid")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder")
+    png = out.with_suffix(".png")
+    if png.exists() and not out.exists():  # a picture that is not this file's piano roll
+        raise ValueError(f"--out {out} would overwrite {png}; choose another name")
     model = build_model(config)
     run.load_weights(model)
     write_sample(model, config, args.genre, args.steps, args.temperature, args.seed, args.tempo,

@@ -26,20 +26,22 @@ def write_midi(roll: np.ndarray, path: str | Path, step: float, tempo: float = 1
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0))
     track.append(mido.Message("program_change", program=0, time=0))  # acoustic grand piano
-    padded = np.vstack([np.zeros((1, KEYS), np.uint8), roll, np.zeros((1, KEYS), np.uint8)])
-    waited = 0
-    for t in range(1, len(padded)):
-        change = padded[t].astype(int) - padded[t - 1].astype(int)
-        # Releases before presses, so a key released and struck at one instant sounds again.
+    silence = np.zeros((1, KEYS), np.uint8)
+    frames = np.vstack([silence, roll, silence])  # every key released after the last step
+    last = 0  # tick of the last event written
+    for t in range(1, len(frames)):
+        change = frames[t].astype(int) - frames[t - 1].astype(int)
+        # at each step boundary: the keys let go, then the keys struck
         for kind, keys in (("note_off", np.flatnonzero(change < 0)),
                            ("note_on", np.flatnonzero(change > 0))):  # fmt: skip
             for k in keys:
+                now = (t - 1) * ticks
                 track.append(
-                    mido.Message(kind, note=int(k) + LOWEST_MIDI, velocity=64, time=waited)
+                    mido.Message(kind, note=int(k) + LOWEST_MIDI, velocity=64, time=now - last)
                 )
-                waited = 0
-        waited += ticks
-    track.append(mido.MetaMessage("end_of_track", time=0))
+                last = now
+    # The piece lasts its whole length, silent steps at the end included.
+    track.append(mido.MetaMessage("end_of_track", time=len(roll) * ticks - last))
     midi = mido.MidiFile(ticks_per_beat=TICKS_PER_QUARTER)
     midi.tracks.append(track)
     atomic_write(path, lambda tmp: midi.save(tmp))

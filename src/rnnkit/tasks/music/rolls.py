@@ -82,12 +82,30 @@ def read_jsb(path: str | Path) -> dict[str, Rolls]:
     out = {}
     for part, key in JSB_PARTS.items():
         pieces = [
-            check_roll(p, f"{path.name} {key} piece {i + 1}") for i, p in enumerate(mat[key][0])
+            check_roll(p, f"{path.name} {key} piece {i + 1}")
+            for i, p in enumerate(_pieces_of(mat[key], f"{path}: {key}"))
         ]
         if not pieces:
             raise ValueError(f"{path}: {key} holds no pieces")
         out[part] = Rolls(pieces)
     return out
+
+
+def _pieces_of(value: np.ndarray, name: str) -> list[np.ndarray]:
+    """A MATLAB cell array of pieces, in a row or a column; or pieces of one length
+    stacked into a (pieces, steps, keys) array."""
+    if value.dtype == object:
+        if value.ndim > 2 or (value.ndim == 2 and min(value.shape) > 1):
+            raise ValueError(f"{name} must be a row or a column of pieces, got {value.shape}")
+        return list(value.ravel())
+    if value.ndim == 3:
+        return list(value)
+    if value.size == 0:
+        return []
+    raise ValueError(
+        f"{name} must be a cell array of pieces (each steps x {KEYS}), got an array of shape "
+        f"{value.shape}"
+    )
 
 
 def frame_nll(probabilities: np.ndarray, rolls: np.ndarray, eps: float = 1e-7) -> np.ndarray:

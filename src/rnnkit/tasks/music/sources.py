@@ -108,11 +108,20 @@ def corpus_pieces(
     return pieces
 
 
+def _hidden(relative: Path) -> bool:
+    """Dot files and folders (.ipynb_checkpoints, ._x.mid) and macOS archive debris."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
 def folder_pieces(
     folder: Path, cache: NoteCache | None, skip_bad: bool, jobs: int, max_pieces: int | None
 ) -> list[Piece]:
     """Every score under ``folder``; the first-level subfolder a file is in names its genre."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in SUFFIXES and not _hidden(p.relative_to(folder))
+    )
     if not files:
         raise ValueError(
             f"{folder} holds no music files ({', '.join(SUFFIXES)}), in it or its subfolders"
@@ -171,6 +180,12 @@ def split_rolls(rolls: Rolls, fraction: float, seed: int) -> dict[str, Rolls]:
             )
         index = [index[i] for i in rng.permutation(len(index))]
         held = max(1, round(fraction * len(index)))
+        if len(index) - 2 * held < 1:
+            label = f"genre {genre!r}" if genre else "the data"
+            raise ValueError(
+                f"{label} has {len(index)} pieces: --held-out {fraction:g} for test and again "
+                "for validation leaves none for training"
+            )
         parts["test"] += index[:held]
         parts["valid"] += index[held : 2 * held]
         parts["train"] += index[2 * held :]
