@@ -21,12 +21,14 @@ def padded_rolls(pieces: list[np.ndarray]) -> tuple[Tensor, Tensor]:
     return x, lengths
 
 
-def genre_index(model: RollModel, genres: list[str]) -> Tensor | None:
-    """The model's index of each genre, or None for a model without genres."""
+def genre_index(
+    model: RollModel, genres: list[str], device: torch.device | None = None
+) -> Tensor | None:
+    """The model's index of each genre (on ``device``), or None for a model without genres."""
     if not model.conditioned:
         return None
     lookup = {g: i for i, g in enumerate(model.genres)}
-    return torch.tensor([lookup[g] for g in genres])
+    return torch.tensor([lookup[g] for g in genres], device=device)
 
 
 class RollBatches(SeededSource):
@@ -71,12 +73,12 @@ def mean_nll(
             genres = rolls.genres[start : start + chunk]
             if as_genre is not None:
                 genres = [as_genre] * len(genres)
-            genre = genre_index(model, genres)
+            genre = genre_index(model, genres, device)
             t, n = next_step_nll(
                 model,
                 x.to(device),
                 lengths,
-                None if genre is None else genre.to(device),
+                genre,
                 include_first,
             )
             total, count = total + float(t), count + int(n)
@@ -97,10 +99,8 @@ class MusicTask:
 
     def loss(self, model: RollModel, batch, carry):
         x, lengths, genres = batch
-        genre = genre_index(model, genres)
-        total, count = next_step_nll(
-            model, x, lengths, None if genre is None else genre.to(x.device), include_first=True
-        )
+        genre = genre_index(model, genres, x.device)
+        total, count = next_step_nll(model, x, lengths, genre, include_first=True)
         return total / count, None
 
     def evaluate(self, model: nn.Module) -> dict:
@@ -111,8 +111,7 @@ class MusicTask:
         """dL/dh_t over 16 validation pieces (recorded at every evaluation for `diagnose`)."""
         device = next(model.parameters()).device
         x, lengths = padded_rolls(self.valid.pieces[:16])
-        genre = genre_index(model, self.valid.genres[:16])
-        genre = None if genre is None else genre.to(device)
+        genre = genre_index(model, self.valid.genres[:16], device)
 
         def loss(m: RollModel) -> Tensor:
             total, count = next_step_nll(m, x.to(device), lengths, genre, include_first=True)
