@@ -247,7 +247,7 @@ def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tm
     )  # fmt: skip (refit is the default)
     assert code == 0, err
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    best = min(records, key=lambda r: r["val_loss"])["step"]
+    best = min(records, key=lambda r: (r["val_error"], r["val_nll"]))["step"]
     assert json.loads((out / "refit.json").read_text()) == {
         "steps": best,
         "series": 40,
@@ -333,8 +333,8 @@ def test_named_set_end_to_end(tmp_path, capsys):
             "give --dataset or --train/--test, not both",
         ),
         (["--train", "missing.csv", "--test", "missing.csv"], "missing.csv: no such file"),
-        (["--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
-        (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
+        (["--val-fraction", "1.5"], "--val-fraction: must be in (0, 1), got 1.5"),
+        (["--ensemble", "0"], "--ensemble: must be in [1, 64], got 0"),
         (["--ensemble", "2", "--no-refit"], "--ensemble refits its members on every training"),
     ],
 )

@@ -157,7 +157,7 @@ def test_quantile_forecasts_report_coverage_and_write_intervals(
             ["--quantiles", "0.1,0.9", "--strategy", "direct", "--normalise", "diff"],
             "a sum of quantiles",
         ),
-        (["--quantiles", "0.1,x"], "is not a comma-separated list of numbers"),
+        (["--quantiles", "0.1,x"], "is not a comma-separated list of finite numbers"),
         (["--quantiles", "0,0.5"], "strictly between 0 and 1"),
     ],
 )

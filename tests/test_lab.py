@@ -90,7 +90,8 @@ def test_every_cell_trains_on_every_problem(problem, cell):
     loss.backward()
     assert carry is None and math.isfinite(loss.item())
     metrics = task.evaluate(model)
-    assert set(metrics) >= {"val_loss", "baseline", "solved"}
+    assert set(metrics) >= {task.monitor.name, "baseline", "solved"}
+    assert task.monitor.name == ("val_mse" if problem == "adding" else "val_nll")
     flow = task.gradient_flow(model)
     assert len(flow.norms[-1]) == PROBLEMS[problem].sequence_length(12)
 
@@ -106,7 +107,7 @@ def test_training_stops_when_the_problem_is_solved(tmp_path):
     trainer = Trainer(model, task, TrainConfig(steps=3000, lr=2e-2, eval_every=50), run, quiet=True)
     result = trainer.fit()
     assert result["stopped_by"] == "solved" and trainer.step < 3000
-    assert result["val_loss"] < 0.01
+    assert result["val_mse"] < 0.01 and result["monitor"] == "val_mse"
     flows = run.read_metrics("gradient_flow.jsonl")
     assert flows[0]["step"] == 0 and flows[-1]["step"] == trainer.step
 
@@ -237,12 +238,15 @@ def test_lab_explode_shows_what_clipping_prevents(tmp_path, capsys):
         (["lab", "compare", "--steps", "5", "--dilations", "0"], "must list integers >= 1"),
         (["lab", "compare", "--steps", "5", "--cells", "lstm,tcn"], "unknown cell 'tcn'"),
         (["lab", "compare", "--cells", "lstm"], "give --minutes or --steps"),
-        (["lab", "compare", "--steps", "5", "--seeds", "0"], "--seeds must be an integer >= 1"),
-        (["lab", "gradients", "--length", "0"], "--length must be an integer >= 1"),
-        (["lab", "gradients", "--radius", "-1"], "--radius must be positive"),
+        (
+            ["lab", "compare", "--steps", "5", "--seeds", "0"],
+            "--seeds: must be in [1, 1000], got 0",
+        ),
+        (["lab", "gradients", "--length", "0"], "--length: must be in [1, 100000], got 0"),
+        (["lab", "gradients", "--radius", "-1"], "--radius: must be > 0, got -1"),
         (["lab", "gradients", "--task", "adding", "--length", "1"], "--length must be >= 2"),
         (["lab", "power", "--radii", "0.9,-1"], "--radii must list positive numbers"),
-        (["lab", "explode", "--radius", "0"], "must be positive"),
+        (["lab", "explode", "--radius", "0"], "--radius: must be > 0, got 0"),
         (["lab", "gradients", "--task", "sorting"], "invalid choice: 'sorting'"),
     ],
 )

@@ -304,7 +304,10 @@ def test_hidden_folders_are_not_data(midi_genres):
 
 
 def run_cli(*argv):
-    return main([str(a) for a in argv])
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as stop:  # argparse's own errors exit through SystemExit
+        return stop.code
 
 
 def last_json(capsys):
@@ -371,7 +374,7 @@ def test_a_genre_model_on_a_midi_folder(midi_genres, tmp_path, capsys):
     assert run_cli("music", "generate", run, "--genre", "hymn", "--out", run / "curves.mid") == 2
     assert "would overwrite" in capsys.readouterr().err  # the run's own training curves
     assert run_cli("music", "generate", run, "--genre", "hymn", "--tempo", 2, "--out", out) == 2
-    assert "--tempo must be in [4, 1000]" in capsys.readouterr().err
+    assert "--tempo: must be in [4, 1000]" in capsys.readouterr().err
     assert run_cli("music", "generate", run, "--genre", "jazz", "--out", out) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnkit: error: unknown genre 'jazz'") and "hymn, march" in err
@@ -404,7 +407,7 @@ def test_bad_midi_is_named_and_can_be_skipped(midi_genres, tmp_path, capsys):
         ("none", ["--genres", "bach", "--bidirectional"], "forward only"),
         ("none", ["--genres", "bach", "--held-out", "0.6"], "--held-out"),
         ("none", ["--genres", "bach", "--condition", "both"], "two genres"),
-        ("none", ["--genres", "bach", "--lr", "0"], "--lr must be > 0"),
+        ("none", ["--genres", "bach", "--lr", "0"], "--lr: must be > 0, got 0"),
         ("none", ["--genres", "bach", "--device", "foo"], "not a device"),
         ("none", ["--genres", "bach", "--held-out", "nan"], "--held-out"),
         ("none", ["--genres", "bach", "--output", "made", "--joint-hidden", "0"], "--joint-hidden"),

@@ -174,7 +174,7 @@ def test_the_trainer_fits_a_bernoulli_model_on_rolls(tmp_path):
     config = TrainConfig(steps=200, lr=1e-2, eval_every=100, warmup=0)
     (tmp_path / "run").mkdir()
     result = Trainer(model, task, config, RunDir(tmp_path / "run"), quiet=True).fit()
-    assert result["best_val_loss"] < 0.25 * before
+    assert result["best"] < 0.25 * before
     batches = RollBatches(train, 4, seed=3)
     state = batches.state_dict()
     first = next(batches)

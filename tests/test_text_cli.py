@@ -71,7 +71,7 @@ def test_train_writes_a_complete_run_directory(trained):
     assert config["task"] == "text" and "".join(config["vocab"]) == "".join(sorted(set(TEXT)))
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [6, 12]
-    assert "step 6:" in result.stdout and "best validation loss" in result.stdout
+    assert "step 6:" in result.stdout and "best validation NLL" in result.stdout
 
 
 def test_sample_streams_from_the_prime(trained):
@@ -92,7 +92,7 @@ def test_eval_json_on_the_tail_and_on_a_file(trained, corpus):
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["bpc"] == pytest.approx(metrics["loss"] / 0.6931471805599453)
     assert 0 < metrics["loss"] < 4.0 and metrics["characters"] > 1000
-    saved = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]
+    saved = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["val_nll"]
     assert metrics["loss"] == pytest.approx(saved, abs=1e-5)
     other = rnnkit("text", "eval", out, "--data", corpus, "--json")
     assert json.loads(other.stdout.strip().splitlines()[-1])["characters"] > metrics["characters"]

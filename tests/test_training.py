@@ -111,7 +111,7 @@ def test_early_stopping_and_best_weights(tmp_path):
     )
     result = trainer.fit()
     assert result["stopped_by"] == "early stopping"
-    assert result["best_val_loss"] == 2.0
+    assert result["best"] == 2.0 and result["monitor"] == "val_loss"
     assert trainer.step == 10
     assert len(RunDir(tmp_path).read_metrics()) == 5
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -229,11 +229,11 @@ def test_plain_context_vector_model_with_scheduled_sampling(tmp_path, capsys):
         ),
         (
             ["--teacher-forcing-final", "1.5", "--steps", "5"],
-            "--teacher-forcing-final must be in [0, 1]",
+            "--teacher-forcing-final: must be in [0, 1], got 1.5",
         ),
         (["--stress", "--steps", "5"], "--stress is for the CMU Pronouncing Dictionary"),
-        (["--test-fraction", "0", "--steps", "5"], "the test fraction must be in (0, 1)"),
-        (["--beam", "0", "--steps", "5"], "--beam must be >= 1"),
+        (["--test-fraction", "0", "--steps", "5"], "--test-fraction: must be in (0, 1), got 0"),
+        (["--beam", "0", "--steps", "5"], "--beam: must be in [1, 256], got 0"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, args, message):

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
 
 from . import __version__
 from .cpu import keep_freed_memory
@@ -37,26 +43,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: float | None = None) -> int:
+    """Run one command; ``started`` (``time.monotonic()``) is when the command began, from which
+    a --minutes budget counts (default: now)."""
+    started = time.monotonic() if started is None else started
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
+    args.command_started = started
     keep_freed_memory()  # rnnkit's own process: large buffers are reused, see rnnkit.cpu
+    handler = _on_sigterm()
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        print(f"rnnkit: error: {error}", file=sys.stderr)
+        print(f"rnnkit: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except (MemoryError, torch.OutOfMemoryError) as error:
+        print(f"rnnkit: error: {_out_of_memory(error)}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        if not _is_allocation_failure(error):
+            raise
+        print(f"rnnkit: error: {_out_of_memory(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def _is_allocation_failure(error: RuntimeError) -> bool:
+    text = str(error).lower()
+    return "can't allocate memory" in text or "out of memory" in text
+
+
+def _out_of_memory(error: BaseException) -> str:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return f"out of memory ({first}); lower --batch-size or --hidden, or give shorter sequences"
+
+
+def _on_sigterm():
+    """SIGTERM unwinds like Ctrl-C, so that a run is left as after Ctrl-C (rnnkit.ownership)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def process_started() -> float:
+    """When this process began, on the ``time.monotonic()`` clock (Linux; else: now).
+
+    The Python interpreter and torch take a second or two to import; a time
+    budget of the whole command counts them.
+    """
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # starttime, field 22 of proc(5), after pid and comm
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+        return time.monotonic() - max(0.0, age)
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
 
 
 def run() -> None:
     """Entry point: ``main`` and its exit status."""
-    code = main()
+    code = main(started=process_started())
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun, gloo's worker threads can still hold tensors when the
         # interpreter finalises, which aborts the process after a good run; every

@@ -7,29 +7,39 @@ from pathlib import Path
 from .runs import atomic_write
 
 
-def training_curves(records: list[dict], path: str | Path, title: str = "") -> None:
-    """Training loss (as logged) and validation loss against the step."""
-    import matplotlib
+def training_curves(records: list[dict], path: str | Path, title: str = "", monitor=None) -> None:
+    """Training loss (as logged) and the monitored validation metric against the step.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    ``monitor`` (a ``training.Monitor``) names the metric and labels both
+    curves; unless they share a unit, the metric gets its own axis on the right.
+    """
+    plt = _pyplot()
+    name = getattr(monitor, "name", "val_loss")
+    train_label = getattr(monitor, "train_label", "training loss")
+    val_label = getattr(monitor, "label", "validation loss")
+    same = getattr(monitor, "same_axis", monitor is None)
     train = [(r["step"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
-    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    val = [(r["step"], r.get(name, r.get("val_loss"))) for r in records]
+    val = [(step, v) for step, v in val if isinstance(v, (int, float))]
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
+    lines = []
     if train:
-        ax.plot(*zip(*train, strict=True), label="training", color="tab:blue", alpha=0.8)
+        lines += ax.plot(*zip(*train, strict=True), label=train_label, color="tab:blue", alpha=0.8)
+    right = ax if same else ax.twinx()
     if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation", color="tab:orange", markersize=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+        lines += right.plot(*zip(*val, strict=True), "o-", label=val_label, color="tab:orange",
+                            markersize=3)  # fmt: skip
+    ax.set_xlabel("optimizer step")
+    if same:
+        ax.set_ylabel(train_label.removeprefix("training ").strip() or "loss")
+    else:
+        ax.set_ylabel(train_label, color="tab:blue")
+        right.set_ylabel(val_label, color="tab:orange")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if train or val:
-        ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    if lines:
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=8)
+    _save(fig, path)
 
 
 def _pyplot():
@@ -41,9 +51,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> None:
+def _save(fig, path: str | Path, tight: bool = True) -> None:
     plt = _pyplot()
-    fig.tight_layout()
+    if tight:  # a colour bar shared by several panels does not survive tight_layout
+        fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
 
@@ -140,7 +151,12 @@ def gradient_flow_grid(flows: dict[str, list[dict]], path: str | Path, title: st
 
 
 def compare_curves(
-    runs: dict[str, list[dict]], baseline: float, path: str | Path, title: str = ""
+    runs: dict[str, list[dict]],
+    baseline: float,
+    path: str | Path,
+    title: str = "",
+    metric: str = "val_loss",
+    label: str = "validation metric",
 ) -> None:
     """Validation metric of every run against steps and against seconds, with the baseline."""
     plt = _pyplot()
@@ -148,7 +164,7 @@ def compare_curves(
     names = sorted({name.rsplit(" ", 1)[0] for name in runs})
     colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
     for name, records in runs.items():
-        points = [r for r in records if r.get("val_loss") is not None]
+        points = [r for r in records if r.get(metric, r.get("val_loss")) is not None]
         if not points:
             continue
         config = name.rsplit(" ", 1)[0]
@@ -156,7 +172,7 @@ def compare_curves(
         for ax, key in zip(axes, ("step", "time"), strict=True):
             ax.semilogy(
                 [r[key] for r in points],
-                [max(r["val_loss"], 1e-8) for r in points],
+                [max(r.get(metric, r.get("val_loss")), 1e-8) for r in points],
                 color=colors[config],
                 alpha=0.8,
                 label=config if first else None,
@@ -166,7 +182,7 @@ def compare_curves(
             baseline, color="black", linestyle="--", linewidth=1, label="memoryless baseline"
         )
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation metric")
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.suptitle(title)

@@ -12,6 +12,7 @@ leaves the last good state intact.
       curves.png         training and validation loss
       gradient_flow.jsonl  norms of dL/dh_t per step, at initialisation and at every
                          evaluation (tasks that define ``gradient_flow``)
+      .lock              while a process trains the run: its id (rnnkit.ownership)
 
 Every file is written to a temporary name in the same folder and renamed over
 the old one, which is atomic on POSIX file systems.
@@ -35,14 +36,45 @@ from torch import nn
 
 from . import __version__
 
-CONFIG, WEIGHTS, CHECKPOINT, METRICS, CURVES, GRADIENT_FLOW = (
+CONFIG, WEIGHTS, CHECKPOINT, METRICS, CURVES, GRADIENT_FLOW, LOCK = (
     "config.json",
     "model.safetensors",
     "checkpoint.pt",
     "metrics.jsonl",
     "curves.png",
     "gradient_flow.jsonl",
+    ".lock",  # held by the process that trains the run; see rnnkit.ownership
 )
+_RUN_FILES = {CONFIG, WEIGHTS, CHECKPOINT, METRICS, CURVES, GRADIENT_FLOW, LOCK}
+
+
+def register_run_files(*names: str) -> None:
+    """Names a task's ``train`` (or ``diagnose``) writes into a run: no other verb overwrites them."""
+    _RUN_FILES.update(names)
+
+
+def run_files() -> set[str]:
+    return set(_RUN_FILES)
+
+
+def check_output(
+    run: RunDir, path: str | Path, flag: str = "--out", given: str | Path | None = None
+) -> Path:
+    """``path`` as given, unless writing it would overwrite one of the run's own files.
+
+    ``given`` is the user's ``flag`` value when ``path`` is a file written beside it.
+    """
+    path = Path(path)
+    target = path.resolve()
+    shown = f"{flag} {given if given is not None else path}"
+    if target.parent == run.path.resolve() and target.name in _RUN_FILES:
+        beside = f" (it writes {path.name} beside it)" if given is not None else ""
+        raise ValueError(
+            f"{shown} would overwrite the run's own {target.name}{beside}; choose another name"
+        )
+    if target == run.path.resolve() or path.is_dir():
+        raise ValueError(f"{shown} is a folder; give a file name")
+    return path
 
 
 _UMASK = os.umask(0)

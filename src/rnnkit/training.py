@@ -9,9 +9,15 @@ A task describes its training through three things (``TrainingTask``):
   ``carry`` is the recurrent state passed from one batch to the next for
   truncated BPTT over a stream (None for whole sequences); the trainer
   detaches it after every step, which is where backpropagation is truncated;
-* ``evaluate(model) -> dict``: validation metrics, with ``val_loss`` (lower
-  is better) driving best weights and early stopping; ``"solved": True``
-  ends training (a task with a success criterion, such as the lab's).
+* ``evaluate(model) -> dict``: validation metrics; the one the task's
+  ``monitor`` names (lower is better; ``val_loss`` when the task names none)
+  drives best weights and early stopping, each metric under its own name
+  (``val_error``, ``val_wer``, ``val_nll``, ...); ``"solved": True`` ends
+  training (a task with a success criterion, such as the lab's).
+
+A task may give ``after_training_seconds(eval_seconds)``: how long its own
+work after training (a test, a refit) will take, judged from the measured
+evaluation time, so that a ``deadline`` bounds the whole command.
 
 A task may also define ``gradient_flow(model) -> rnnkit.diagnostics.GradientFlow``;
 the trainer then records the norms of dL/dh_t at initialisation and at every
@@ -67,12 +73,45 @@ class TrainConfig:
             raise ValueError(f"--minutes must be > 0, got {self.minutes}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not (self.clip >= 0 and math.isfinite(self.clip)):
+            raise ValueError(f"--clip must be >= 0 (0 turns it off), got {self.clip}")
         for name in ("eval_every", "max_bad_steps", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
         for name in ("warmup", "patience", "checkpoint_every"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(self, name)}")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """The validation metric that selects the weights, named and labelled for what it is."""
+
+    name: str = "val_loss"  # its key in ``evaluate``'s dict and in metrics.jsonl
+    label: str = "validation loss"  # the plot's axis label, unit included
+    tie_break: str | None = None  # a second metric (lower better) between equal first ones
+    train_label: str = "training loss"  # what the training loss is, unit included
+    same_axis: bool = False  # the training loss and the metric share a unit: one axis
+
+
+def best_record(records: list[dict], monitor: Monitor | None = None) -> dict | None:
+    """The evaluation with the lowest monitored metric (the earliest of equals), or None.
+
+    Older runs recorded every task's metric as ``val_loss``; they are read too.
+    """
+    name = (monitor or Monitor()).name
+    scored = [(r.get(name, r.get("val_loss")), r) for r in records]
+    scored = [(v, r) for v, r in scored if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not scored:
+        return None
+    tie = monitor.tie_break if monitor else None
+    return min(scored, key=lambda vr: (vr[0], vr[1].get(tie, 0.0) if tie else 0.0))[1]
 
 
 class BatchSource(Protocol):
@@ -105,14 +144,22 @@ class TrainingDiverged(RuntimeError):
     """Several consecutive steps had a non-finite loss or gradient."""
 
 
-def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
-    """Linear warm-up, then cosine decay over the steps or the time budget."""
+def learning_rate(
+    config: TrainConfig, step: int, elapsed: float, seconds: float | None = None
+) -> float:
+    """Linear warm-up, then cosine decay over the steps or the time budget.
+
+    ``seconds`` is the training time there is (a deadline's share); by default
+    the config's minutes.
+    """
     warm = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
     progress = 0.0
     if config.steps:
         progress = step / config.steps
-    if config.minutes:
-        progress = max(progress, elapsed / (60.0 * config.minutes))
+    if seconds is None and config.minutes:
+        seconds = 60.0 * config.minutes
+    if seconds:
+        progress = max(progress, elapsed / max(seconds, 1e-9))
     progress = min(1.0, progress)
     floor = config.min_lr_ratio
     return config.lr * warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -132,7 +179,13 @@ def _finite(x: Tensor) -> bool:
 
 
 class Trainer:
-    """Runs ``task`` on ``model`` until the steps, the time budget or the patience run out."""
+    """Runs ``task`` on ``model`` until the steps, the time budget or the patience run out.
+
+    ``deadline`` (a ``time.monotonic()`` value) ends training early enough that
+    the final evaluation and the task's own work after training
+    (``after_training_seconds``) end by then; the schedule's cosine is fitted
+    to the training time that leaves.
+    """
 
     def __init__(
         self,
@@ -144,12 +197,15 @@ class Trainer:
         device: torch.device | str = "cpu",
         title: str = "",
         quiet: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.world = world or World()
         self.quiet = quiet  # no progress bar or evaluation lines (a caller that reports itself)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.task, self.config, self.title = task, config, title
+        self.monitor: Monitor = getattr(task, "monitor", None) or Monitor()
+        self.deadline = deadline
         self.run = run  # every rank reads it on resume; only the main process writes
         self.writer = run if self.world.is_main else None
         self.trained = self.model
@@ -163,11 +219,13 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.carry: Any = None
-        self.best = math.inf
+        self.best = (math.inf, math.inf)  # the monitored metric and its tie-break
         self.stale_evals = 0
         self.bad_in_a_row = 0
         self.skipped = 0
         self.window: list[float] = []  # training losses since the last evaluation
+        self.step_seconds = 0.0  # a running mean of one training step's wall time
+        self.eval_seconds = 0.0  # the last evaluation's wall time
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -177,7 +235,8 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             "carry": self.carry,
-            "best": self.best,
+            "best": self.best[0],
+            "best_tie": self.best[1],
             "stale_evals": self.stale_evals,
             "bad_in_a_row": self.bad_in_a_row,
             "skipped": self.skipped,
@@ -194,7 +253,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
             self.carry = _to_device(state["carry"], self.device)
-            self.best, self.stale_evals = float(state["best"]), int(state["stale_evals"])
+            self.best = (float(state["best"]), float(state.get("best_tie", math.inf)))
+            self.stale_evals = int(state["stale_evals"])
             self.bad_in_a_row, self.skipped = int(state["bad_in_a_row"]), int(state["skipped"])
             self.window = [float(v) for v in state["window"]]
             self.task.batches.load_state_dict(state["data"])
@@ -223,6 +283,24 @@ class Trainer:
         if self.writer is not None:
             self.writer.save_checkpoint(state)
 
+    # -- the clock --------------------------------------------------------------------
+    def reserve_seconds(self) -> float:
+        """The time to keep after the last training step: a final evaluation and the task's own."""
+        after = getattr(self.task, "after_training_seconds", None)
+        return self.eval_seconds + (float(after(self.eval_seconds)) if after else 0.0)
+
+    def training_seconds(self) -> float | None:
+        """Training time in all (resumed runs included), from the minutes and the deadline."""
+        seconds = 60.0 * self.config.minutes if self.config.minutes else None
+        if self.deadline is not None:
+            by_deadline = self.elapsed + self.deadline - time.monotonic() - self.reserve_seconds()
+            seconds = by_deadline if seconds is None else min(seconds, by_deadline)
+        return seconds
+
+    def _out_of_time(self) -> bool:
+        seconds = self.training_seconds()
+        return seconds is not None and self.elapsed + self.step_seconds >= seconds
+
     # -- the loop ---------------------------------------------------------------------
     def fit(self) -> dict:
         config = self.config
@@ -237,11 +315,15 @@ class Trainer:
                 self.elapsed = time.perf_counter() - started
                 if config.steps is not None and self.step >= config.steps:
                     break
-                out_of_time = config.minutes is not None and self.elapsed >= 60.0 * config.minutes
+                out_of_time = self._out_of_time()
                 if distributed.any_rank(out_of_time, self.world, self.device):
                     reason = "time budget"
                     break
-                loss = self._train_step()
+                before = time.perf_counter()
+                loss = self._train_step(self.training_seconds())
+                took = time.perf_counter() - before
+                mean = self.step_seconds
+                self.step_seconds = took if not mean else 0.9 * mean + 0.1 * took
                 progress.update(self.step, loss, self.optimizer.param_groups[0]["lr"], self.elapsed)
                 if self.step % config.eval_every == 0:
                     last_eval = self._evaluate()
@@ -262,12 +344,13 @@ class Trainer:
             progress.close()
         return {
             **last_eval,
-            "best_val_loss": self.best,
+            "best": self.best[0],
+            "monitor": self.monitor.name,
             "stopped_by": reason,
             "skipped_steps": self.skipped,
         }
 
-    def _train_step(self) -> float:
+    def _train_step(self, seconds: float | None = None) -> float:
         self.trained.train()
         self.optimizer.zero_grad(set_to_none=True)
         batch = _to_device(next(self.task.batches), self.device)
@@ -293,7 +376,7 @@ class Trainer:
                 )
             return math.nan
         self.bad_in_a_row = 0
-        lr = learning_rate(self.config, self.step, self.elapsed)
+        lr = learning_rate(self.config, self.step, self.elapsed, seconds)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
@@ -304,10 +387,15 @@ class Trainer:
         return value
 
     def _evaluate(self) -> dict:
+        began = time.perf_counter()
         self.model.eval()
         with torch.no_grad():
             metrics = self.task.evaluate(self.model)
-        val = float(metrics["val_loss"])
+        name, tie = self.monitor.name, self.monitor.tie_break
+        if name not in metrics:
+            raise KeyError(f"the task's evaluate() gave no {name!r} (its monitor)")
+        score = (float(metrics[name]), float(metrics[tie]) if tie else 0.0)
+        score = tuple(v if math.isfinite(v) else math.inf for v in score)
         train = sum(self.window) / len(self.window) if self.window else None
         self.window = []
         record = {
@@ -318,19 +406,22 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "skipped_steps": self.skipped,
         }
-        if val < self.best:
-            self.best, self.stale_evals = val, 0
+        if score < self.best:
+            self.best, self.stale_evals = score, 0
             if self.writer is not None:
                 self.writer.save_weights(self.model)
         else:
             self.stale_evals += 1
         if self.writer is not None:
             self.writer.append_metrics(record)
-            training_curves(self.writer.read_metrics(), self.writer.file(CURVES), self.title)
+            training_curves(
+                self.writer.read_metrics(), self.writer.file(CURVES), self.title, self.monitor
+            )
         self._record_gradient_flow()
         if self.world.is_main and not self.quiet:
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             _Progress.message(f"step {self.step}: {shown}")
+        self.eval_seconds = time.perf_counter() - began
         return record
 
     def _record_gradient_flow(self) -> None:
@@ -363,8 +454,11 @@ def _fault_injection(step: int) -> None:
 class _Progress:
     """A tqdm bar on a terminal, plain periodic lines otherwise (only on the main process)."""
 
+    LINE_SECONDS = 30.0  # at least one line this often, whatever log_every says
+
     def __init__(self, active: bool, config: TrainConfig, start: int) -> None:
-        self.active, self.config = active, config
+        self.active, self.config, self.start = active, config, start
+        self.last_line = time.monotonic()
         self.bar = None
         if active and sys.stdout.isatty():
             from tqdm import tqdm
@@ -391,9 +485,14 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"loss {shown} lr {lr:.2e}")
-        elif step % self.config.log_every == 0:
+        elif (
+            step % self.config.log_every == 0
+            or step == self.start + 1  # the first line comes at once, however slow a step is
+            or time.monotonic() - self.last_line >= self.LINE_SECONDS
+        ):
             budget = f"/{self.config.steps}" if self.config.steps else ""
             print(f"step {step}{budget}  loss {shown}  lr {lr:.2e}  {elapsed:.0f}s", flush=True)
+            self.last_line = time.monotonic()
 
     @staticmethod
     def message(text: str) -> None:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
 
 from ..cells import CELLS
 from ..distributed import pick_device, setup, teardown
-from ..runs import CHECKPOINT, CONFIG, RunDir
+from ..ownership import check_claim, claim
+from ..runs import RunDir
 from ..training import TrainConfig, Trainer, TrainingDiverged
+from . import options
 
 
 def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
@@ -23,6 +30,7 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         "batch_size": 32,
         "lr": 3e-3,
         "eval_every": 200,
+        "weight_decay": 0.01,
         **defaults,
     }
 
@@ -37,47 +45,55 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         help=f"recurrent cell (default {d['cell']})",
     )
     for flag, kind, key, text in (
-        ("--hidden", int, "hidden", "units per layer"),
-        ("--layers", int, "layers", "stacked layers"),
-        ("--dropout", float, "dropout", "dropout between layers and before the output"),
-        ("--batch-size", int, "batch_size", "global batch size"),
-        ("--lr", float, "lr", "peak learning rate of AdamW"),
+        ("--hidden", options.units, "hidden", "units per layer"),
+        ("--layers", options.layers, "layers", "stacked layers"),
+        ("--dropout", options.dropout, "dropout", "dropout between layers and before the output"),
+        ("--batch-size", options.batch, "batch_size", "global batch size"),
+        ("--lr", options.positive(), "lr", "peak learning rate of AdamW"),
     ):
         g.add_argument(flag, type=kind, default=d[key], help=f"{text} (default {shown(key)})")
     g.add_argument("--bidirectional", action="store_true", help="read sequences in both directions")
-    g.add_argument("--weight-decay", type=float, default=0.01)
-    g.add_argument("--warmup", type=int, default=50, help="warm-up steps (default 50)")
+    g.add_argument("--weight-decay", type=options.real(0.0), default=d["weight_decay"],
+                   help=f"AdamW's decoupled weight decay (default {d['weight_decay']})")  # fmt: skip
+    g.add_argument("--warmup", type=options.count(0), default=50, help="warm-up steps (default 50)")
     g.add_argument(
         "--clip",
-        type=float,
+        type=options.real(0.0),
         default=1.0,
         help="gradient clipping by global norm; 0 turns it off (default 1.0)",
     )
-    g.add_argument("--steps", type=int, help="optimizer steps")
-    g.add_argument("--epochs", type=float, help="passes over the training data (turned into steps)")
+    g.add_argument("--steps", type=options.count(1), help="optimizer steps")
     g.add_argument(
-        "--minutes", type=float, help="time budget in minutes (with --steps: whichever ends first)"
+        "--epochs",
+        type=options.positive(),
+        help="passes over the training data (turned into steps)",
+    )
+    g.add_argument(
+        "--minutes",
+        type=options.positive(),
+        help="time budget of the whole command in minutes, evaluation and test included "
+        "(with --steps: whichever ends first)",
     )
     g.add_argument(
         "--eval-every",
-        type=int,
+        type=options.count(1),
         default=d["eval_every"],
         help=f"steps between evaluations (default {d['eval_every']})",
     )
     g.add_argument(
         "--patience",
-        type=int,
+        type=options.count(0),
         default=0,
         help="evaluations without improvement before stopping; 0: never",
     )
     g.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=options.count(0),
         default=0,
         help="steps between checkpoints (default: at every evaluation)",
     )
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    options.add_seed(g)
+    options.add_device(g)
     g.add_argument("--out", help="run directory to write (default runs/<task>)")
     g.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
@@ -121,11 +137,14 @@ def add_switch(
 
 def number_list(flag: str, text: str, kind: type = float) -> list:
     """'1,2,4' -> [1, 2, 4] as ``kind``, or a one-line error naming ``flag``."""
+    what = "integers" if kind is int else "finite numbers"
     try:
-        return [kind(v) for v in text.split(",") if v.strip()]
+        values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        what = "integers" if kind is int else "numbers"
         raise ValueError(f"{flag}: {text!r} is not a comma-separated list of {what}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{flag}: {text!r} is not a comma-separated list of {what}")
+    return values
 
 
 def train_config(args: argparse.Namespace, steps_per_epoch: int) -> TrainConfig:
@@ -148,50 +167,120 @@ def train_config(args: argparse.Namespace, steps_per_epoch: int) -> TrainConfig:
     )
 
 
+GATES = {"lstm": 4, "gru": 3}  # weight blocks per cell; the others have one
+
+
+def machine_memory(device: str | None = None) -> int:
+    """Bytes of memory where the model will run: the GPU's, or this machine's RAM."""
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def check_memory(need: float, what: str, remedy: str, device: str | None = None) -> None:
+    """Refuse, before anything is written, work that would take over half the machine's memory."""
+    have = machine_memory(device)
+    if need > 0.5 * have:
+        raise ValueError(
+            f"{what} needs about {need / 2**30:,.1f} GiB, more than half of the "
+            f"{have / 2**30:,.1f} GiB here: {remedy}"
+        )
+
+
+def bptt_bytes(
+    args: argparse.Namespace, batch: int, steps: int, convolution: bool = False
+) -> float:
+    """Activations kept for backpropagation through time over one batch (float32), roughly."""
+    directions = 2 if args.bidirectional else 1
+    per_unit = GATES.get(args.cell, 1) + 4  # gate values, the state, its nonlinearity, outputs
+    recurrent = batch * steps * args.hidden * per_unit * args.layers * directions
+    filters = (128 + 256 + 128) * 3 if convolution else 0  # the FCN branch: conv, BN, ReLU
+    return 4.0 * (recurrent + batch * steps * filters)
+
+
 def check_model_options(args: argparse.Namespace) -> None:
-    for name in ("hidden", "layers", "batch_size"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if not 0.0 <= args.dropout < 1.0:
-        raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+    """The model's weights, their gradients and AdamW's two moments must fit in memory."""
+    directions = 2 if args.bidirectional else 1
+    per_layer = GATES.get(args.cell, 1) * args.hidden * (args.hidden * (1 + directions) + 2)
+    weights = args.layers * directions * per_layer
+    check_memory(
+        16.0 * weights,
+        f"a model of {args.layers} x {args.hidden} {args.cell} units ({weights:,} weights), "
+        "with its gradients and AdamW's moments,",
+        "lower --hidden or --layers",
+        args.device,
+    )
 
 
-def open_run(
+def run_dir(args: argparse.Namespace, task: str) -> RunDir:
+    """``train``'s run directory, checked before any data is read: a directory in use, one
+    that already holds a run (unless --resume), or one with nothing to resume is refused."""
+    run = RunDir(args.out or f"runs/{task}")
+    if is_main_process():
+        check_claim(run, args.resume, task)
+    return run
+
+
+@contextmanager
+def owned_run(
     args: argparse.Namespace, task: str, config: dict, comparable: tuple[str, ...]
-) -> RunDir:
-    """The run directory for ``train``: a fresh one, or the one to resume.
+) -> Iterator[RunDir]:
+    """The run directory, owned by this process for the block (see ``rnnkit.ownership``).
 
     A new run refuses a directory that already holds a run (nothing is
     overwritten); ``--resume`` refuses options that contradict the run's config.
+    A new run that stops before its first checkpoint leaves nothing behind.
     """
     run = RunDir(args.out or f"runs/{task}")
-    has_config = run.file(CONFIG).exists()
-    if args.resume:
-        if not has_config or not run.file(CHECKPOINT).exists():
-            raise ValueError(
-                f"nothing to resume in {run.path}: it holds no {CONFIG} and {CHECKPOINT}"
-            )
-        saved = run.read_config()
-        if saved.get("task") != task:
-            raise ValueError(f"{run.path} holds a {saved.get('task')!r} run, not a {task!r} run")
-        clashes = [
-            f"{k}={config.get(k)!r} (the run has {saved.get(k)!r})"
-            for k in comparable
-            if json.loads(json.dumps(config.get(k))) != saved.get(k)
-        ]
-        if clashes:
-            raise ValueError(
-                "--resume with options that contradict the run's config: " + ", ".join(clashes)
-            )
-        return run
-    if has_config:
-        raise ValueError(
-            f"{run.path} already holds a run; use --resume to continue it or another --out"
-        )
-    if run.path.exists() and not run.path.is_dir():
-        raise ValueError(f"--out {run.path} is a file, not a directory")
-    return run
+    if not is_main_process():  # torchrun's other ranks read the run; rank 0 owns it
+        yield run
+        return
+    with claim(run, args.resume, task):
+        if args.resume:
+            saved = run.read_config()
+            clashes = [
+                _clash(k, config.get(k), saved.get(k))
+                for k in comparable
+                if json.loads(json.dumps(config.get(k))) != saved.get(k)
+            ]
+            if clashes:
+                raise ValueError(
+                    "--resume with options or data that contradict the run's config: "
+                    + "; ".join(clashes)
+                )
+        yield run
+
+
+def _clash(key: str, mine, saved) -> str:
+    """One short clause: a long value (a vocabulary, a scaler) is summarised, not printed."""
+    mine = json.loads(json.dumps(mine))
+    if isinstance(mine, list) and isinstance(saved, list):
+        added = [v for v in mine if v not in saved]
+        lost = [v for v in saved if v not in mine]
+        if len(repr(mine)) > 60 and (added or lost):
+            parts = [
+                f"{len(vs)} {what} ({', '.join(repr(v) for v in vs[:3])}{', ...' if len(vs) > 3 else ''})"
+                for vs, what in ((added, "new"), (lost, "missing"))
+                if vs
+            ]
+            return f"{key}: {' and '.join(parts)} against the run's"
+    shown = [repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..." for v in (mine, saved)]
+    return f"{key}={shown[0]} (the run has {shown[1]})"
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def command_deadline(args: argparse.Namespace, share: float = 1.0) -> float | None:
+    """When ``share`` of the --minutes budget, counted from the command's start, ends."""
+    if args.minutes is None:
+        return None
+    started = getattr(args, "command_started", None) or time.monotonic()
+    return started + share * 60.0 * args.minutes
 
 
 def read_run(path: str, task: str) -> tuple[RunDir, dict]:
@@ -204,22 +293,33 @@ def read_run(path: str, task: str) -> tuple[RunDir, dict]:
 
 
 def run_training(
-    model, task, args, run: RunDir, config: dict, steps_per_epoch: int, title: str
+    model,
+    task,
+    args,
+    run: RunDir,
+    config: dict,
+    steps_per_epoch: int,
+    title: str,
+    deadline: float | None = None,
 ) -> dict:
-    """Set up devices and processes, train, and return the final evaluation."""
+    """Set up devices and processes, train, and return the final evaluation.
+
+    ``deadline`` (default: the end of the --minutes budget) is when training,
+    its final evaluation and the task's work after it must be over.
+    """
     train_cfg = train_config(args, steps_per_epoch)
     world = setup(args.device)
     try:
         device = pick_device(args.device, world)
         if world.is_main and not args.resume:
-            Path(run.path).mkdir(parents=True, exist_ok=True)
             run.write_config({**config, "train": vars(train_cfg)})
-        trainer = Trainer(model, task, train_cfg, run, world, device, title)
+        trainer = Trainer(model, task, train_cfg, run, world, device, title,
+                          deadline=deadline or command_deadline(args))  # fmt: skip
         if args.resume:
             trainer.resume()
         try:
             return trainer.fit()
         except TrainingDiverged as error:
-            raise SystemExit(f"rnnkit: error: {error}") from None
+            raise ValueError(str(error)) from None
     finally:
         teardown(world)

@@ -8,9 +8,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..cells import CELLS, check_positive_int
+from ..cells import CELLS
+from ..distributed import World, pick_device
 from ..models import SequenceRegressor
 from ..recurrent import RNN
+from . import options
 from .synthetic import ADDING_BASELINE_MSE, adding_problem
 
 
@@ -27,20 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="elman",
         help="comma-separated cells trained next with the same budget ('' for none; default elman)",
     )
-    p.add_argument("--length", type=int, default=50, help="sequence length T (default 50)")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--steps", type=int, default=2000, help="training steps per cell (default 2000)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--length", type=options.count(2, 100_000), default=50,
+                   help="sequence length T (default 50)")  # fmt: skip
+    p.add_argument("--hidden", type=options.units, default=64, help="units (default 64)")
+    p.add_argument("--steps", type=options.count(1), default=2000,
+                   help="training steps per cell (default 2000)")  # fmt: skip
+    p.add_argument("--batch-size", type=options.batch, default=64, help="(default 64)")
+    p.add_argument("--lr", type=options.positive(), default=3e-3, help="Adam's (default 3e-3)")
+    options.add_seed(p)
+    options.add_device(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("length", "hidden", "steps", "batch_size"):
-        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be positive, got {args.lr}")
     cells = [args.cell] + [c.strip() for c in args.compare.split(",") if c.strip()]
     for cell in cells:
         if cell not in CELLS:
@@ -67,7 +68,9 @@ def train_one(
 ) -> float:
     torch.manual_seed(args.seed)
     data = torch.Generator().manual_seed(args.seed)
-    model = SequenceRegressor(RNN(cell, 2, args.hidden), 1)
+    device = pick_device(args.device, World())
+    model = SequenceRegressor(RNN(cell, 2, args.hidden), 1).to(device)
+    test_x, test_y = test_x.to(device), test_y.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     params = sum(p.numel() for p in model.parameters())
     print(
@@ -77,7 +80,7 @@ def train_one(
     every = max(1, args.steps // 8)
     for step in range(1, args.steps + 1):
         x, y = adding_problem(args.batch_size, args.length, data)
-        loss = F.mse_loss(model(x), y)
+        loss = F.mse_loss(model(x.to(device)), y.to(device))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -14,10 +14,14 @@ import json
 
 import torch
 
+from ..distributed import World, pick_device
 from ..plots import gradient_flow_heatmap, gradient_flow_lines
-from ..runs import GRADIENT_FLOW, RunDir, save_json
+from ..runs import GRADIENT_FLOW, RunDir, register_run_files, save_json
+from ..training import best_record
+from . import options
 
 HEATMAP, LINES, SUMMARY = "gradient_flow.png", "gradient_flow_lines.png", "gradient_flow.json"
+register_run_files(HEATMAP, LINES, SUMMARY)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,10 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line last")
+    options.add_device(p, " (for a run that recorded nothing and is measured now)")
     p.set_defaults(run=run)
 
 
-def _measure_now(run: RunDir, config: dict) -> list[dict]:
+def _measure_now(run: RunDir, config: dict, device: torch.device) -> list[dict]:
     """For runs that recorded nothing: the flow at a fresh initialisation and with the best weights."""
     from . import lab, text
 
@@ -44,11 +49,12 @@ def _measure_now(run: RunDir, config: dict) -> list[dict]:
         )
     build, task = builders[config["task"]](config)
     torch.manual_seed(config.get("seed", 0))
-    fresh = build()
+    fresh = build().to(device)
     trained = build()
     run.load_weights(trained)
-    evaluated = [r for r in run.read_metrics() if r.get("val_loss") is not None]
-    best_step = min(evaluated, key=lambda r: r["val_loss"])["step"] if evaluated else 0
+    trained.to(device)
+    best = best_record(run.read_metrics(), getattr(task, "monitor", None))
+    best_step = best["step"] if best else 0
     return [
         {"step": 0, **task.gradient_flow(fresh).as_dict()},
         {"step": best_step, **task.gradient_flow(trained).as_dict()},
@@ -79,12 +85,12 @@ def summarise(records: list[dict]) -> list[dict]:
     return out
 
 
-def write_diagnosis(run: RunDir) -> dict:
+def write_diagnosis(run: RunDir, device: str | None = None) -> dict:
     """Write the plots and the JSON summary into the run; return the summary."""
     config = run.read_config()
     records = run.read_metrics(GRADIENT_FLOW)
     if not records:
-        records = _measure_now(run, config)
+        records = _measure_now(run, config, pick_device(device, World()))
     title = f"{config['task']}: {config.get('cell', '')}"
     gradient_flow_heatmap(records, run.file(HEATMAP), title)
     gradient_flow_lines(records, run.file(LINES), title)
@@ -129,7 +135,7 @@ def _print(summary: dict, run: RunDir) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = write_diagnosis(RunDir(args.run_dir))
+    summary = write_diagnosis(RunDir(args.run_dir), args.device)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "norms"}))
     return 0

@@ -9,6 +9,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
+from ..distributed import World, pick_device
 from ..initialization import scale_recurrent_radius_
 from ..models import SequenceRegressor
 from ..recurrent import RNN
@@ -22,15 +23,17 @@ HUGE_FACTOR = 100.0
 def sgd_run(args: argparse.Namespace, clip: float | None) -> dict:
     """Train by plain SGD with (``clip``) or without clipping; count the bad steps."""
     torch.manual_seed(args.seed)
+    device = pick_device(getattr(args, "device", None), World())
     model = SequenceRegressor(RNN("elman", 2, args.hidden, nonlinearity=args.nonlinearity), 1)
     scale_recurrent_radius_(model, args.radius)
+    model.to(device)
     data = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr)
     norms, losses, non_finite = [], [], 0
     per_step: list[float | None] = []  # None where the gradient was not finite
     for _ in range(args.steps):
         x, y = adding_problem(args.batch_size, args.length, data)
-        loss = F.mse_loss(model(x), y)
+        loss = F.mse_loss(model(x.to(device)), y.to(device))
         opt.zero_grad()
         loss.backward()
         norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip or math.inf))
@@ -44,7 +47,7 @@ def sgd_run(args: argparse.Namespace, clip: float | None) -> dict:
         opt.step()
     test_x, test_y = adding_problem(2000, args.length, torch.Generator().manual_seed(args.seed + 1))
     with torch.no_grad():
-        test = float(F.mse_loss(model(test_x), test_y))
+        test = float(F.mse_loss(model(test_x.to(device)), test_y.to(device)))
     scale = statistics.median(norms[:10]) if norms else math.inf
     return {
         "clip": clip,

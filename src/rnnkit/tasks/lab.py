@@ -18,17 +18,23 @@ from pathlib import Path
 
 import torch
 
-from ..cells import CELLS, check_positive_int
+from ..cells import CELLS
 from ..diagnostics import linear_recurrence
+from ..distributed import World, pick_device
+from ..ownership import check_claim, claim
 from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_method_plot
-from ..runs import CONFIG, GRADIENT_FLOW, RunDir, save_json
+from ..runs import GRADIENT_FLOW, RunDir, register_run_files, save_json
 from ..training import TrainConfig, Trainer, TrainingDiverged
-from . import longrange
+from . import longrange, options
 from .common import number_list
 from .diagnose import write_diagnosis
 from .synthetic import PROBLEMS
 
 TASK = "lab"
+RESULT = "result.json"
+register_run_files(RESULT)
+# Sequences longer than this would hold T x batch x units of activations for BPTT.
+MAX_LENGTH = 100_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _problem_options(p)
     _model_options(p, cells=False)
     p.add_argument("--cell", default="elman", choices=sorted(CELLS), help="(default elman)")
-    _training_options(p, steps=300, eval_every=25)
-    p.add_argument("--seed", type=int, default=0)
+    _training_options(p, steps=300, eval_every=25, zero_steps=True)
+    options.add_seed(p)
     p.set_defaults(run=gradients)
 
     p = verbs.add_parser(
@@ -62,7 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_options(p, cells=True)
     _training_options(p, steps=None, eval_every=100)
     p.add_argument(
-        "--seeds", type=int, default=3, help="seeds 0..N-1 per configuration (default 3)"
+        "--seeds",
+        type=options.count(1, 1000),
+        default=3,
+        help="seeds 0..N-1 per configuration (default 3)",
     )
     p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     p.set_defaults(run=compare)
@@ -77,9 +86,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--radii", default="0.9,1.0,1.1", help="comma-separated radii (default 0.9,1.0,1.1)"
     )
-    p.add_argument("--size", type=int, default=64, help="state size (default 64)")
-    p.add_argument("--length", type=int, default=100, help="steps (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=options.units, default=64, help="state size (default 64)")
+    p.add_argument("--length", type=options.count(4, MAX_LENGTH), default=100,
+                   help="steps (default 100)")  # fmt: skip
+    options.add_seed(p)
     p.add_argument("--out", default="runs/lab-power", help="folder for the plot and JSON")
     p.set_defaults(run=power)
 
@@ -92,20 +102,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or huge (over 100 times the median norm of the first ten steps) and reports the final test MSE.",
     )
     p.add_argument(
-        "--radius", type=float, default=1.5, help="initial spectral radius (default 1.5)"
-    )
-    p.add_argument("--length", type=int, default=50, help="sequence length (default 50)")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+        "--radius", type=options.positive(), default=1.5,
+        help="initial spectral radius (default 1.5)",
+    )  # fmt: skip
+    p.add_argument("--length", type=options.count(2, MAX_LENGTH), default=50,
+                   help="sequence length (default 50)")  # fmt: skip
+    p.add_argument("--hidden", type=options.units, default=64, help="units (default 64)")
+    p.add_argument("--steps", type=options.count(1), default=300, help="SGD steps (default 300)")
+    p.add_argument("--batch-size", type=options.batch, default=32, help="(default 32)")
+    p.add_argument("--lr", type=options.positive(), default=0.05,
+                   help="SGD learning rate (default 0.05)")  # fmt: skip
     p.add_argument(
-        "--clip", type=float, default=1.0, help="the clipped run's max norm (default 1.0)"
-    )
+        "--clip", type=options.positive(), default=1.0,
+        help="the clipped run's max norm (default 1.0)",
+    )  # fmt: skip
     p.add_argument(
         "--nonlinearity", default="tanh", choices=("tanh", "relu"), help="(default tanh)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    options.add_seed(p)
+    options.add_device(p)
     p.add_argument("--out", default="runs/lab-explode", help="folder for the plot and JSON")
     p.set_defaults(run=explode)
 
@@ -114,8 +129,9 @@ def _problem_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("problem")
     g.add_argument("--task", default="adding", choices=sorted(PROBLEMS), help="(default adding)")
     g.add_argument(
-        "--length", type=int, default=100, help="T, the memory span the problem needs (default 100)"
-    )
+        "--length", type=options.count(1, MAX_LENGTH), default=100,
+        help="T, the memory span the problem needs (default 100)",
+    )  # fmt: skip
 
 
 def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
@@ -137,8 +153,11 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
         g.add_argument("--dilated-cells", default="elman", help="(default elman)")
     else:
         g.add_argument("--dilations", metavar="D1,D2,...", help="a dilated stack, one per layer")
-    g.add_argument("--hidden", type=int, default=128, help="units per layer (default 128)")
-    g.add_argument("--layers", type=int, default=1, help="layers without dilations (default 1)")
+    g.add_argument(
+        "--hidden", type=options.units, default=128, help="units per layer (default 128)"
+    )
+    g.add_argument("--layers", type=options.layers, default=1,
+                   help="layers without dilations (default 1)")  # fmt: skip
     g.add_argument(
         "--init",
         default="default",
@@ -147,7 +166,9 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
         "uniform weights, LSTM forget bias 1)",
     )
     g.add_argument(
-        "--radius", type=float, help="rescale the recurrent weights to this spectral radius"
+        "--radius",
+        type=options.positive(),
+        help="rescale the recurrent weights to this spectral radius",
     )
     g.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"))
     g.add_argument(
@@ -156,44 +177,52 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
         help="leaky units keep their time scales (default: learned)",
     )
     g.add_argument(
-        "--max-timescale", type=float, help="leaky and chrono time scales up to this (default T)"
+        "--max-timescale",
+        type=options.real(2.0, low_open=True),
+        help="leaky and chrono time scales up to this (default T)",
     )
 
 
-def _training_options(p: argparse.ArgumentParser, steps: int | None, eval_every: int) -> None:
+def _training_options(
+    p: argparse.ArgumentParser, steps: int | None, eval_every: int, zero_steps: bool = False
+) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--batch-size", type=options.batch, default=64, help="(default 64)")
     g.add_argument(
-        "--lr", type=float, default=2e-3, help="peak learning rate of Adam (default 2e-3)"
+        "--lr",
+        type=options.positive(),
+        default=2e-3,
+        help="peak learning rate of Adam (default 2e-3)",
     )
     g.add_argument(
-        "--clip", type=float, default=1.0, help="gradient norm clipping; 0 off (default 1.0)"
+        "--clip", type=options.real(0.0), default=1.0,
+        help="gradient norm clipping; 0 off (default 1.0)",
+    )  # fmt: skip
+    text = f"steps per run (default {steps})" + (
+        "; 0 measures the initialisation" if zero_steps else ""
     )
-    g.add_argument("--steps", type=int, default=steps, help=f"steps per run (default {steps})")
-    g.add_argument("--minutes", type=float, help="time budget per run")
-    g.add_argument("--eval-every", type=int, default=eval_every)
-    g.add_argument("--val-size", type=int, default=1000, help="validation sequences (default 1000)")
-    g.add_argument("--test-size", type=int, default=2000, help="test sequences (default 2000)")
-    g.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    g.add_argument("--steps", type=options.count(0 if zero_steps else 1), default=steps, help=text)
+    g.add_argument("--minutes", type=options.positive(), help="time budget per run")
+    g.add_argument("--eval-every", type=options.count(1), default=eval_every,
+                   help=f"(default {eval_every})")  # fmt: skip
+    g.add_argument("--val-size", type=options.count(1, 10**6), default=1000,
+                   help="validation sequences (default 1000)")  # fmt: skip
+    g.add_argument("--test-size", type=options.count(1, 10**6), default=2000,
+                   help="test sequences (default 2000)")  # fmt: skip
+    g.add_argument(
+        "--threads", type=options.count(1, 1024), help="torch threads (default: torch's choice)"
+    )
+    options.add_device(g)
     g.add_argument("--out", help="run directory (compare: folder of run directories)")
 
 
 # -- building runs ---------------------------------------------------------------------
 def _check(args: argparse.Namespace) -> None:
-    for name in ("length", "hidden", "layers", "batch_size", "eval_every", "val_size", "test_size"):
-        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
+    """What the option types cannot see alone (ranges and finiteness are theirs)."""
     if args.task == "adding" and args.length < 2:
         raise ValueError("--length must be >= 2 for the adding problem")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be positive, got {args.lr}")
-    if args.clip < 0:
-        raise ValueError(f"--clip must be >= 0, got {args.clip}")
-    if args.radius is not None and not args.radius > 0:
-        raise ValueError(f"--radius must be positive, got {args.radius}")
-    if args.max_timescale is not None and not args.max_timescale > 2:
-        raise ValueError(f"--max-timescale must be > 2, got {args.max_timescale}")
     if args.threads is not None:
-        torch.set_num_threads(check_positive_int("--threads", args.threads))
+        torch.set_num_threads(args.threads)
 
 
 def run_config(args: argparse.Namespace, cell: str, dilations: list[int] | None, seed: int) -> dict:
@@ -240,12 +269,16 @@ def train_run(
     minutes: float | None,
     eval_every: int,
     test_size: int,
+    device: torch.device,
+    started: float | None = None,
 ) -> dict:
-    """Train one configuration into ``run``; returns its result row."""
+    """Train one configuration into ``run``, owned while it trains; returns its result row.
+
+    ``minutes`` bounds the run from ``started`` (default now), its test included.
+    """
     torch.manual_seed(config["seed"])
     model = longrange.build_model(config)
     task = make_task(config)
-    run.path.mkdir(parents=True, exist_ok=True)
     train_cfg = TrainConfig(
         steps=steps,
         minutes=minutes,
@@ -256,57 +289,56 @@ def train_run(
         eval_every=eval_every,
         log_every=10**9,
     )
-    run.write_config({**config, "train": vars(train_cfg)})
     title = f"{config['problem']} T={config['length']}: {longrange.label(config['cell'], config['dilations'])}"
-    trainer = Trainer(model, task, train_cfg, run, title=title, quiet=True)
-    started = time.perf_counter()
-    try:
-        result = trainer.fit()
-        diverged = False
-    except TrainingDiverged:
-        result, diverged = {"stopped_by": "diverged", "step": trainer.step}, True
-    seconds = time.perf_counter() - started
-    run.load_weights(model)
-    test = task.test(model, test_size, config["seed"])
-    row = {
-        "cell": config["cell"],
-        "dilations": config["dilations"],
-        "seed": config["seed"],
-        "test_metric": test["metric"],
-        "solved": longrange.solved_within(test["metric"], task.solved_below),
-        "steps": trainer.step,
-        "seconds": round(seconds, 1),
-        "stopped_by": result["stopped_by"],
-        "parameters": longrange.parameter_count(model),
-        "baseline": task.baseline,
-        "run": str(run.path),
-    }
-    if "accuracy" in test:
-        row["test_accuracy"] = test["accuracy"]
-    if diverged:
-        row["diverged"] = True
-    save_json(run.file("result.json"), row)
+    began = time.perf_counter()
+    deadline = None if minutes is None else (started or time.monotonic()) + 60.0 * minutes
+    with claim(run, resume=False, task=TASK):
+        run.write_config({**config, "train": vars(train_cfg)})
+        trainer = Trainer(model, task, train_cfg, run, device=device, title=title, quiet=True,
+                          deadline=deadline)  # fmt: skip
+        try:
+            result = trainer.fit()
+            diverged = False
+        except TrainingDiverged:
+            result, diverged = {"stopped_by": "diverged", "step": trainer.step}, True
+        seconds = time.perf_counter() - began
+        run.load_weights(model)
+        test = task.test(model, test_size, config["seed"])
+        row = {
+            "cell": config["cell"],
+            "dilations": config["dilations"],
+            "seed": config["seed"],
+            "test_metric": test["metric"],
+            "solved": longrange.solved_within(test["metric"], task.solved_below),
+            "steps": trainer.step,
+            "seconds": round(seconds, 1),
+            "stopped_by": result["stopped_by"],
+            "parameters": longrange.parameter_count(model),
+            "baseline": task.baseline,
+            "run": str(run.path),
+        }
+        if "accuracy" in test:
+            row["test_accuracy"] = test["accuracy"]
+        if diverged:
+            row["diverged"] = True
+        save_json(run.file(RESULT), row)
     return row
 
 
 def _fresh_run(path: str) -> RunDir:
     run = RunDir(path)
-    if run.file(CONFIG).exists():
-        raise ValueError(f"{run.path} already holds a run; choose another --out")
-    if run.path.exists() and not run.path.is_dir():
-        raise ValueError(f"--out {run.path} is a file, not a directory")
+    check_claim(run, resume=False, task=TASK)
     return run
 
 
 # -- verbs -----------------------------------------------------------------------------
 def gradients(args: argparse.Namespace) -> int:
     _check(args)
-    if args.steps is None or args.steps < 0:
-        raise ValueError("--steps must be >= 0")
     dilations = longrange.parse_dilations(args.dilations) if args.dilations else None
     config = run_config(args, args.cell, dilations, args.seed)
     label = longrange.label(args.cell, dilations)
     run = _fresh_run(args.out or f"runs/lab-gradients-{label}-{args.task}{args.length}")
+    device = pick_device(args.device, World())
     problem = PROBLEMS[args.task]
     print(
         f"{label} on {args.task}, T={args.length} ({problem.metric}; memoryless baseline "
@@ -314,19 +346,22 @@ def gradients(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.steps == 0:
-        torch.manual_seed(args.seed)
-        model = longrange.build_model(config)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(config)
-        run.save_weights(model)
-        flow = make_task(config).gradient_flow(model)
-        run.append_metrics({"step": 0, "time": 0.0, **flow.as_dict()}, GRADIENT_FLOW)
-    else:
-        row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size)
-        print(
-            f"after {row['steps']} steps ({row['seconds']:.0f}s): test {row['test_metric']:.4f} "
-            f"(baseline {row['baseline']:.4f}); solved: {row['solved']}"
-        )
+        with claim(run, resume=False, task=TASK):
+            torch.manual_seed(args.seed)
+            model = longrange.build_model(config).to(device)
+            run.write_config(config)
+            run.save_weights(model)
+            flow = make_task(config).gradient_flow(model)
+            run.append_metrics({"step": 0, "time": 0.0, **flow.as_dict()}, GRADIENT_FLOW)
+            write_diagnosis(run)
+        return 0
+    started = getattr(args, "command_started", None)
+    row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size,
+                    device, started)  # fmt: skip
+    print(
+        f"after {row['steps']} steps ({row['seconds']:.0f}s): test {row['test_metric']:.4f} "
+        f"(baseline {row['baseline']:.4f}); solved: {row['solved']}"
+    )
     write_diagnosis(run)
     return 0
 
@@ -347,7 +382,6 @@ def _configurations(args: argparse.Namespace) -> list[tuple[str, list[int] | Non
 
 def compare(args: argparse.Namespace) -> int:
     _check(args)
-    check_positive_int("--seeds", args.seeds)
     if args.steps is None and args.minutes is None:
         raise ValueError("give --minutes or --steps: the budget of every run")
     configs = _configurations(args)
@@ -359,6 +393,7 @@ def compare(args: argparse.Namespace) -> int:
         for cell, d in configs
         for seed in range(args.seeds)
     }
+    device = pick_device(args.device, World())
     problem = PROBLEMS[args.task]
     baseline = problem.baseline(args.length)
     budget = " or ".join(
@@ -374,7 +409,8 @@ def compare(args: argparse.Namespace) -> int:
     rows = []
     for (cell, dil, seed), run in runs.items():
         config = run_config(args, cell, list(dil) or None, seed)
-        row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size)
+        row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size,
+                        device)  # fmt: skip
         rows.append(row)
         print(
             f"  {longrange.label(cell, row['dilations']):18s} seed {seed}: test {row['test_metric']:.5f}  "
@@ -402,7 +438,9 @@ def draw_comparison(root: Path, rows: list[dict], task: str, length: int) -> Non
         ).read_metrics()
         for r in rows
     }
-    compare_curves(curves, baseline, root / "curves.png", f"{task}, T={length}")
+    monitor = longrange.monitor_of(PROBLEMS[task])
+    compare_curves(curves, baseline, root / "curves.png", f"{task}, T={length}", monitor.name,
+                   monitor.label)  # fmt: skip
     first = {}
     for r in rows:
         first.setdefault(longrange.label(r["cell"], r["dilations"]), r["run"])
@@ -439,9 +477,6 @@ def _radii(text: str) -> list[float]:
 
 def power(args: argparse.Namespace) -> int:
     radii = _radii(args.radii)
-    check_positive_int("--size", args.size)
-    if args.length < 4:
-        raise ValueError(f"--length must be >= 4, got {args.length}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a directory")
@@ -485,12 +520,6 @@ def power(args: argparse.Namespace) -> int:
 
 
 def explode(args: argparse.Namespace) -> int:
-    for name in ("length", "hidden", "steps", "batch_size"):
-        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
-    if args.length < 2:
-        raise ValueError("--length must be >= 2")
-    if not args.radius > 0 or not args.lr > 0 or not args.clip > 0:
-        raise ValueError("--radius, --lr and --clip must be positive")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a directory")

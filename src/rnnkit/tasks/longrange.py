@@ -13,7 +13,7 @@ from ..diagnostics import GradientFlow, gradient_flow
 from ..initialization import chrono_init_, scale_recurrent_radius_
 from ..models import SequenceClassifier, SequenceRegressor, SequenceTagger
 from ..recurrent import RNN
-from ..training import SeededSource
+from ..training import Monitor, SeededSource
 from .common import number_list
 from .synthetic import PROBLEMS, LongRangeProblem
 
@@ -108,6 +108,7 @@ class LongRangeTask:
         )
         self.baseline = problem.baseline(length)
         self.solved_below = problem.solved_below(length)
+        self.monitor = monitor_of(problem)
 
     def loss(self, model: nn.Module, batch, carry):
         x, y = batch
@@ -133,7 +134,7 @@ class LongRangeTask:
 
     def evaluate(self, model: nn.Module) -> dict:
         scored = self.score(model, self.val)
-        out = {"val_loss": scored["metric"], "baseline": self.baseline}
+        out = {self.monitor.name: scored["metric"], "baseline": self.baseline}
         if "accuracy" in scored:
             out["val_accuracy"] = scored["accuracy"]
         out["solved"] = scored["metric"] < self.solved_below
@@ -163,6 +164,13 @@ class LongRangeTask:
             out = self.score(model, data)
         model.train(was)
         return out
+
+
+def monitor_of(problem: LongRangeProblem) -> Monitor:
+    """The problem's metric, validated: the very quantity trained on, so one axis."""
+    what = problem.metric.removeprefix("test ")
+    name = "val_mse" if problem.head == "regressor" else "val_nll"
+    return Monitor(name, f"validation {what}", train_label=f"training {what}", same_axis=True)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -28,9 +28,19 @@ from torch import Tensor
 
 from .. import decoding
 from ..diagnostics import GradientFlow, gradient_flow
+from ..distributed import World, pick_device
 from ..models import SequenceTagger
 from ..recurrent import RNN
-from .common import add_train_options, check_model_options, open_run, read_run, run_training
+from ..training import Monitor
+from . import options
+from .common import (
+    add_train_options,
+    check_model_options,
+    owned_run,
+    read_run,
+    run_dir,
+    run_training,
+)
 
 TASK = "text"
 UNKNOWN = "\ufffd"  # stands for the characters rarer than --min-count
@@ -138,10 +148,13 @@ class Vocab:
         self._points = points[self._order]
 
     @classmethod
-    def build(cls, text: str, min_count: int = 1) -> Vocab:
+    def build(cls, text: str, min_count: int = 1, held_out: str = "") -> Vocab:
+        """The characters of ``text`` seen ``min_count`` times; UNKNOWN stands for the rest, and
+        for those of ``held_out`` (the validation tail) that training never sees."""
         points, counts = np.unique(_codepoints(text), return_counts=True)
         kept = [chr(int(p)) for p, n in zip(points, counts, strict=True) if n >= min_count]
-        if len(kept) < len(points) and UNKNOWN not in kept:
+        unseen = len(kept) < len(points) or bool(set(held_out) - set(kept))
+        if unseen and UNKNOWN not in kept:
             kept.append(UNKNOWN)
         return cls(sorted(kept))
 
@@ -294,8 +307,18 @@ def stream_loss(
     return total / max(count, 1), count
 
 
+MONITOR = Monitor(
+    "val_nll",
+    "validation NLL (nats per character)",
+    train_label="training NLL (nats per character)",
+    same_axis=True,
+)
+
+
 class TextProbe:
     """dL/dh_t over windows of the validation tail, the loss on the last character only."""
+
+    monitor = MONITOR  # what selected the run's weights (``rnnkit diagnose`` finds that step)
 
     def __init__(self, val_ids: Tensor, bptt: int, rows: int = 8) -> None:
         span = max(2, min(bptt + 1, len(val_ids) // rows))
@@ -314,6 +337,8 @@ class TextProbe:
 
 class TextTask:
     """Training on the stream; validation during training on (at most) ``eval_chars`` of the tail."""
+
+    monitor = MONITOR
 
     def __init__(
         self,
@@ -345,7 +370,7 @@ class TextTask:
     def evaluate(self, model) -> dict:
         device = next(model.parameters()).device
         loss, count = stream_loss(model, self.val_ids, device)
-        return {"val_loss": loss, "val_bpc": loss / math.log(2), "val_characters": count}
+        return {"val_nll": loss, "val_bpc": loss / math.log(2), "val_characters": count}
 
 
 def build_model(config: dict) -> SequenceTagger:
@@ -399,12 +424,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data", help="UTF-8 text file or folder (default: the Python standard library's source)"
     )
     p.add_argument(
-        "--val-fraction", type=float, default=0.1, help="held-out tail for validation (default 0.1)"
+        "--val-fraction",
+        type=options.fraction(),
+        default=0.1,
+        help="held-out tail for validation (default 0.1)",
     )
     p.add_argument(
-        "--bptt", type=int, default=128, help="truncated BPTT chunk length (default 128)"
+        "--bptt",
+        type=options.count(1),
+        default=128,
+        help="truncated BPTT chunk length (default 128)",
     )
-    p.add_argument("--embed", type=int, default=64, help="character embedding width (default 64)")
+    p.add_argument(
+        "--embed", type=options.units, default=64, help="character embedding width (default 64)"
+    )
     p.add_argument(
         "--sampling",
         choices=("stream", "random"),
@@ -414,14 +447,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--eval-chars",
-        type=int,
+        type=options.count(2),
         default=200_000,
         help="validate during training on at most this many characters of the tail (default 200000; "
         "`text eval` always reads all of it)",
     )
     p.add_argument(
         "--min-count",
-        type=int,
+        type=options.count(1),
         help=f"rarer characters share one symbol (default 1; {STDLIB_MIN_COUNT} for Python's source)",
     )
     add_train_options(p, **DEFAULTS)
@@ -430,11 +463,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("sample", help="generate text from a trained run, streaming it")
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--prime", default="\n", help="text to start from (default a newline)")
-    p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device")
+    p.add_argument("--length", type=options.count(1), default=500,
+                   help="characters to generate, streamed (default 500)")  # fmt: skip
+    p.add_argument("--temperature", type=options.real(0.0), default=0.8,
+                   help="0: always the likeliest character; 1: the model's own probabilities "
+                   "(default 0.8)")  # fmt: skip
+    p.add_argument("--top-k", type=options.count(1), help="sample among the K likeliest only")
+    options.add_seed(p)
+    options.add_device(p)
     p.set_defaults(run=sample)
 
     p = verbs.add_parser(
@@ -445,7 +481,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data", help="text file or folder to evaluate on (default: the run's validation tail)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.add_argument("--device")
+    options.add_device(p)
     p.set_defaults(run=evaluate)
 
 
@@ -458,15 +494,11 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(
             "--bidirectional cannot predict the next character: it would read the future"
         )
-    for name in ("bptt", "embed", "eval_chars"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the text is read
     corpus = load_corpus(args.data)
     min_count = args.min_count or (STDLIB_MIN_COUNT if args.data is None else 1)
     train_text_len = len(corpus.text) - int(len(corpus.text) * args.val_fraction)
-    vocab = Vocab.build(corpus.text[:train_text_len], min_count)
+    vocab = Vocab.build(corpus.text[:train_text_len], min_count, corpus.text[train_text_len:])
     ids = vocab.encode(corpus.text, strict=False)
     train_ids, val_ids = split(ids, args.val_fraction)
     config = {
@@ -496,9 +528,6 @@ def train(args: argparse.Namespace) -> int:
         "batch_size",
         "seed",
     )
-    run = open_run(args, TASK, config, comparable)
-    torch.manual_seed(args.seed)
-    model = build_model(config)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     task = TextTask(
         train_ids,
@@ -511,19 +540,23 @@ def train(args: argparse.Namespace) -> int:
         args.sampling,
         args.seed,
     )
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    with owned_run(args, TASK, config, comparable) as run:
+        if rank == 0:
+            params = sum(p.numel() for p in model.parameters())
+            print(
+                f"text: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
+                f"{len(vocab)} symbols; {args.cell} {args.layers}x{args.hidden}, {params:,} "
+                f"parameters; run in {run.path}",
+                flush=True,
+            )
+        title = f"text: {args.cell} {args.layers}x{args.hidden}"
+        result = run_training(model, task, args, run, config, task.batches.steps_per_epoch, title)
     if rank == 0:
-        params = sum(p.numel() for p in model.parameters())
         print(
-            f"text: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
-            f"{len(vocab)} symbols; {args.cell} {args.layers}x{args.hidden}, {params:,} parameters; run in {run.path}",
-            flush=True,
-        )
-    title = f"text: {args.cell} {args.layers}x{args.hidden}"
-    result = run_training(model, task, args, run, config, task.batches.steps_per_epoch, title)
-    if rank == 0:
-        print(
-            f"best validation loss {result['best_val_loss']:.4f} nats/char "
-            f"({result['best_val_loss'] / math.log(2):.3f} bits/char); stopped by {result['stopped_by']}; "
+            f"best validation NLL {result['best']:.4f} nats/char "
+            f"({result['best'] / math.log(2):.3f} bits/char); stopped by {result['stopped_by']}; "
             f"weights in {run.file('model.safetensors')}"
         )
     return 0
@@ -533,21 +566,11 @@ def load_run(path: str, device: str | None) -> tuple[dict, SequenceTagger, Vocab
     run, config = read_run(path, TASK)
     model = build_model(config)
     run.load_weights(model)
-    dev = (
-        torch.device(device)
-        if device
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    dev = pick_device(device, World())
     return config, model.to(dev).eval(), Vocab(config["vocab"]), dev
 
 
 def sample(args: argparse.Namespace) -> int:
-    if args.length < 1:
-        raise ValueError(f"--length must be >= 1, got {args.length}")
-    if args.temperature < 0:
-        raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
-    if args.top_k is not None and args.top_k < 1:
-        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     if not args.prime:
         raise ValueError("--prime must hold at least one character")
     config, model, vocab, device = load_run(args.run_dir, args.device)

@@ -92,6 +92,13 @@ def offline_sets() -> list[str]:
     return found
 
 
+def describe_source(source: dict) -> str:
+    """A run's data in words, for the line printed before it is read."""
+    if source["kind"] == "named":
+        return f"the UCR/UEA set {source['name']} through sktime"
+    return f"{source['train']} and {source['test']}"
+
+
 def load_named(name: str, split: str) -> LabelledSeries:
     """``split`` of a UCR/UEA set shipped with sktime, through sktime's loader."""
     available = offline_sets()

@@ -32,7 +32,8 @@ def plot_confusion(path: Path, matrix: np.ndarray, classes: list[str]) -> None:
     size = min(12.0, 2.5 + 0.45 * k)
     fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=100)
     share = matrix / np.maximum(1, matrix.sum(1, keepdims=True))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's test series")
     if k <= 30:
         for i in range(k):
             for j in range(k):

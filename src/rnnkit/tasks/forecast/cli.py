@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...runs import RunDir, save_json
+from ...distributed import World, pick_device
+from ...runs import RunDir, check_output, register_run_files, save_json
+from .. import options
 from ..common import (
     add_train_options,
     check_model_options,
     number_list,
-    open_run,
+    owned_run,
     read_run,
+    run_dir,
     run_training,
 )
 from . import calibration, prepare
@@ -27,6 +30,8 @@ from .sources import BUILTIN
 from .task import ForecastTask, build_model, build_series, evaluate_test, forecast, load_table
 
 TASK = "forecast"
+PREDICTIONS = "forecast.csv"  # predict's default output, beside the run's own files
+register_run_files(calibration.FILE)
 # The best of benchmarks/forecast.py's grid on Seattle (chosen on validation; see the README).
 DEFAULTS = {
     "cell": "gru",
@@ -60,26 +65,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--target", help="comma-separated target columns (default: the data set's)")
     g.add_argument("--features", help="comma-separated input columns besides the targets")
     g.add_argument("--time-col", help="the time column (gives calendar features and the season)")
+    g.add_argument("--unit", help="the targets' unit, for the plots (built-in sets: their own)")
     g.add_argument(
         "--fill", choices=FILLS, help="what to do with missing values (default: refuse them)"
     )
     g.add_argument(
         "--window",
-        type=int,
+        type=options.count(1),
         help="past steps the model reads (default 30; built-in sets: their own)",
     )
     g.add_argument(
         "--horizon",
-        type=int,
+        type=options.count(1),
         help="future steps it forecasts (default 7; built-in sets: their own)",
     )
     g.add_argument(
         "--season",
-        type=int,
+        type=options.count(1),
         help="season length for seasonal naive and MASE (default: from the time column)",
     )
-    g.add_argument("--val-fraction", type=float, help="(default 0.1; built-in sets: their own)")
-    g.add_argument("--test-fraction", type=float, default=0.2)
+    g.add_argument(
+        "--val-fraction", type=options.fraction(), help="(default 0.1; built-in sets: their own)"
+    )
+    g.add_argument("--test-fraction", type=options.fraction(), default=0.2,
+                   help="the last share of the series, for test (default 0.2)")  # fmt: skip
     g.add_argument(
         "--no-calendar", action="store_true", help="no calendar features from the time column"
     )
@@ -115,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", help="CSV of forecasts to write (default RUN/forecast.csv); PNGs beside it"
     )
+    options.add_device(p)
     p.set_defaults(run=predict)
 
     p = verbs.add_parser(
@@ -122,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    options.add_device(p)
     p.set_defaults(run=evaluate)
 
 
@@ -158,8 +169,10 @@ def data_config(args: argparse.Namespace) -> dict:
     overlap = set(targets) & set(features)
     if overlap:
         raise ValueError(f"{', '.join(sorted(overlap))} is both a target and a feature")
+    unit = args.unit if args.unit is not None else (None if args.csv else known.get("unit"))
     return {
         "source": source,
+        "unit": unit,
         "targets": targets,
         "features": features,
         "time_col": time_col,
@@ -177,8 +190,6 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(
             "--bidirectional would read the future of the window's last step: not for forecasting"
         )
-    if args.season is not None and args.season < 1:
-        raise ValueError(f"--season must be >= 1, got {args.season}")
     quantiles = parse_quantiles(args.quantiles)
     if quantiles and args.normalise == "diff":
         raise ValueError(
@@ -202,32 +213,35 @@ def train(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "seed": args.seed,
     }
+    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
     series = build_series(config)  # every data error surfaces before a run directory is made
     config["season"] = series.season
     config["channels"] = series.names
     config["scaler"] = series.scaler.state()
-    comparable = tuple(k for k in config if k not in ("task", "scaler"))
-    run = open_run(args, TASK, config, comparable)
+    comparable = tuple(k for k in config if k not in ("task", "scaler", "unit"))
     torch.manual_seed(args.seed)
     model = build_model(config, len(series.names))
     task = ForecastTask(series, config)
-    print(
-        f"forecast {', '.join(config['targets'])}: {len(series.values)} steps "
-        f"(train {series.split.train[1]}, validation {series.split.val[1] - series.split.val[0]}, "
-        f"test {series.split.test[1] - series.split.test[0]}), {len(series.names)} input channels, "
-        f"window {args.window}, horizon {args.horizon}, season {series.season}; "
-        f"{args.cell} {args.strategy}, normalise {args.normalise}; run in {run.path}",
-        flush=True,
-    )
-    steps_per_epoch = max(1, len(task.batches.x) // task.batches.batch)
-    result = run_training(model, task, args, run, config, steps_per_epoch, f"forecast: {args.cell}")
-    print(f"best validation MAE {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
-    run.load_weights(model)
-    shifts = None
-    if config["quantiles"]:
-        shifts = fit_shifts(forecast(model.cpu(), task.val, series), task.val_actual, config["quantiles"])  # fmt: skip
-        save_json(run.file(calibration.FILE), {"shifts": shifts.tolist()})
-    report(evaluate_test(model.cpu(), series, config, shifts), config)
+    with owned_run(args, TASK, config, comparable) as run:
+        print(
+            f"forecast {', '.join(config['targets'])}: {len(series.values)} steps "
+            f"(train {series.split.train[1]}, validation {series.split.val[1] - series.split.val[0]}, "
+            f"test {series.split.test[1] - series.split.test[0]}), {len(series.names)} input channels, "
+            f"window {args.window}, horizon {args.horizon}, season {series.season}; "
+            f"{args.cell} {args.strategy}, normalise {args.normalise}; run in {run.path}",
+            flush=True,
+        )
+        steps_per_epoch = max(1, len(task.batches.x) // task.batches.batch)
+        title = f"forecast: {args.cell}"
+        result = run_training(model, task, args, run, config, steps_per_epoch, title)
+        print(f"best validation MAE {result['best']:.4f}; stopped by {result['stopped_by']}")
+        run.load_weights(model)
+        shifts = None
+        if config["quantiles"]:
+            predicted = forecast(model.cpu(), task.val, series)
+            shifts = fit_shifts(predicted, task.val_actual, config["quantiles"])
+            save_json(run.file(calibration.FILE), {"shifts": shifts.tolist()})
+        report(evaluate_test(model.cpu(), series, config, shifts), config)
     return 0
 
 
@@ -264,6 +278,7 @@ def evaluate(args: argparse.Namespace) -> int:
     series = build_series(config)
     model = build_model(config, len(series.names))
     run.load_weights(model)
+    model.to(pick_device(args.device, World()))
     result = evaluate_test(model, series, config, load_shifts(run))
     report(result, config)
     if args.json:
@@ -273,26 +288,29 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
+    out = check_output(run, args.out or run.file(PREDICTIONS))
+    for derived in (out.with_suffix(".png"), out.with_name(out.stem + "_error_by_horizon.png")):
+        check_output(run, derived, given=out)
+    if args.csv and out.resolve() == Path(args.csv).resolve():
+        raise ValueError(f"--out {out} is the --csv file itself; choose another name")
     source = dict(config)
     if args.csv:
         source["source"] = {"kind": "csv", "path": args.csv}
     table = load_table(source)
     model = build_model(config, len(config["channels"]))
     run.load_weights(model)
+    model.to(pick_device(args.device, World()))
     shifts = load_shifts(run)
     times, values = forecast_after_end(model, table, config)
     if shifts is not None:
         values = apply_shifts(values[None], shifts)[0]
-    out = Path(args.out) if args.out else run.file("forecast.csv")
-    if out.exists() and out.is_dir():
-        raise ValueError(f"--out {out} is a folder, not a file")
     write_forecast_csv(out, times, values, config["targets"], config.get("quantiles"))
     history = table.matrix(config["targets"])
     plot_forecast(out.with_suffix(".png"), table.times, history, times, values, config)
     series = build_series(config) if not args.csv else None
     if series is not None:
         result = evaluate_test(model, series, config, shifts)
-        plot_error_by_horizon(out.with_name(out.stem + "_error_by_horizon.png"), result)
+        plot_error_by_horizon(out.with_name(out.stem + "_error_by_horizon.png"), result, config)
     print(
         f"forecast of the {config['horizon']} steps after the end: {out} (plot: {out.with_suffix('.png')})"
     )

@@ -228,6 +228,62 @@ def median_step_seconds(times: np.ndarray) -> float:
     return float(np.median(np.diff(times.astype(np.int64)))) if len(times) > 1 else math.nan
 
 
+def calendar_frequency(times: np.ndarray) -> str | None:
+    """The series' calendar frequency as a pandas offset alias ('MS', 'QS-OCT', 'W-SUN', 'B',
+    'h', ...), or None when the timestamps follow none.
+
+    pandas' ``infer_freq`` reads a regular series; where gaps break it (a few
+    dropped rows, business days without holidays) the most recent stretch is
+    tried, then the patterns that survive gaps: weekdays only, month starts,
+    month ends, each at the typical spacing.
+    """
+    import pandas as pd
+
+    index = pd.DatetimeIndex(times)
+    for part in (index, index[-min(len(index), 30) :]):
+        if len(part) >= 3:
+            try:
+                found = pd.infer_freq(part)
+            except (TypeError, ValueError):
+                found = None
+            if found:
+                return found
+    if len(index) < 3:
+        return None
+    midnight = (index == index.normalize()).all()
+    months = np.diff(index.year * 12 + index.month)
+    if midnight and (index.day == 1).all() and (months > 0).all():
+        return f"{int(np.median(months))}MS"
+    if midnight and index.is_month_end.all() and (months > 0).all():
+        return f"{int(np.median(months))}ME"
+    same_time = len(set(zip(index.hour, index.minute, index.second, strict=True))) == 1
+    gaps = np.diff(index.normalize().values).astype("timedelta64[D]").astype(int)
+    if same_time and (index.dayofweek < 5).all() and np.median(gaps) == 1:
+        return "B"
+    return None
+
+
+def future_times(times: np.ndarray, horizon: int) -> list[str]:
+    """The ``horizon`` timestamps after the last, stepping by the series' own calendar: month
+    starts stay month starts, quarters quarters, business days skip weekends; a series with
+    no calendar frequency steps by its median interval."""
+    import pandas as pd
+
+    frequency = calendar_frequency(times)
+    last = pd.Timestamp(times[-1])
+    if frequency is not None:
+        after = pd.date_range(last, periods=horizon + 1, freq=frequency)
+        if after[0] == last:  # the last timestamp is on the calendar: it starts the range
+            steps = after[1:]
+        else:  # off the calendar (a gap, an odd last row): the next dates on it
+            steps = pd.date_range(last, periods=horizon, freq=frequency)
+        out = steps.values.astype("datetime64[s]")
+    else:
+        step = np.timedelta64(int(round(median_step_seconds(times))), "s")
+        out = times[-1] + step * np.arange(1, horizon + 1)
+    return [str(t) for t in out.astype("datetime64[s]")]
+
+
 def infer_season(times: np.ndarray | None) -> int:
     """The usual season for the sampling interval: 24 hourly, 7 daily, 52 weekly, 12 monthly, 4 quarterly.
 

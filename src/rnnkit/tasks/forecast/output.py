@@ -12,7 +12,7 @@ import torch
 from ...plots import _pyplot, _save
 from ...runs import atomic_write
 from . import prepare, windows
-from .data import Table, calendar_features, median_step_seconds
+from .data import Table, calendar_features, future_times
 
 
 def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np.ndarray]:
@@ -38,11 +38,11 @@ def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np
     encoded = prepare.encode(x, np.zeros((1, horizon, k)), list(range(k)), config["normalise"])
     model.eval()
     with torch.no_grad():
-        pred = model(torch.as_tensor(encoded.inputs)).double().numpy()
+        device = next(model.parameters()).device
+        pred = model(torch.as_tensor(encoded.inputs, device=device)).double().cpu().numpy()
     values = scaler.inverse_targets(prepare.decode(pred, encoded), k)[0]  # (H, K) or (H, K, Q)
     if table.times is not None:
-        step = np.timedelta64(int(round(median_step_seconds(table.times))), "s")
-        times = [str(table.times[-1] + step * (h + 1)) for h in range(horizon)]
+        times = future_times(table.times, horizon)
     else:
         times = [str(len(table) + h) for h in range(horizon)]
     return times, values
@@ -86,14 +86,23 @@ def plot_forecast(
             ax.fill_between(future, values[:, i, 0], values[:, i, -1], color="tab:orange", alpha=0.25,
                             label=f"{quantiles[0]:g}-{quantiles[-1]:g} interval")  # fmt: skip
         ax.plot(future, point, "o-", color="tab:orange", markersize=3, label="forecast")
-        ax.set_ylabel(config["targets"][i])
+        ax.set_ylabel(f"{config['targets'][i]} ({unit_of(config)})")
+        ax.set_xlabel("time" if history_times is not None else "step")
         ax.grid(alpha=0.3)
         ax.legend()
+    axes[0, 0].set_title(
+        f"the last {shown} steps and the {len(times)}-step forecast after them"
+        + (" (median and interval)" if quantiles else "")
+    )
     fig.autofmt_xdate()
     _save(fig, path)
 
 
-def plot_error_by_horizon(path: Path, result: dict) -> None:
+def unit_of(config: dict) -> str:
+    return config.get("unit") or "the data's units"
+
+
+def plot_error_by_horizon(path: Path, result: dict, config: dict) -> None:
     """Test MAE at each horizon step: the model against every baseline."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
@@ -102,7 +111,8 @@ def plot_error_by_horizon(path: Path, result: dict) -> None:
     for name, scores in result["baselines"].items():
         ax.plot(steps, scores["by_step"]["mae"], "--", label=name)
     ax.set_xlabel("steps ahead")
-    ax.set_ylabel("test MAE")
+    ax.set_ylabel(f"test MAE ({unit_of(config)})")
+    ax.set_title(f"test error by horizon, {result['origins']} origins: the model and the baselines")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)

@@ -25,6 +25,7 @@ from .data import Table, fill_missing
 # Each set's default columns, and the window, horizon and validation share that fit its length.
 BUILTIN = {
     "seattle-weather": {
+        "unit": "°C",
         "target": ["temp_max"],
         "features": ["temp_min", "precipitation", "wind"],
         "time": "date",
@@ -33,6 +34,7 @@ BUILTIN = {
         "val_fraction": 0.1,
     },
     "stocks": {
+        "unit": "USD",
         "target": ["AAPL"],
         "features": [],
         "time": "date",
@@ -41,6 +43,7 @@ BUILTIN = {
         "val_fraction": 0.15,
     },
     "airline": {
+        "unit": "thousands of passengers",
         "target": ["passengers"],
         "features": [],
         "time": "date",

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...diagnostics import GradientFlow, gradient_flow
-from ...training import SeededSource
+from ...training import Monitor, SeededSource
 from . import metrics, prepare, windows
 from .calibration import apply_shifts
 from .data import Table, calendar_features, infer_season, read_csv
@@ -68,12 +68,37 @@ def build_series(config: dict, table: Table | None = None) -> Series:
         config["val_fraction"],
         config["test_fraction"],
     )
-    scaler = windows.Scaler.fit(matrix[slice(*split.train)])
-    season = config.get("season") or infer_season(table.times)
     k = len(config["targets"])
-    return Series(
-        scaler.transform(matrix), matrix[:, :k].copy(), names, k, table.times, split, scaler, season
-    )
+    train = matrix[slice(*split.train)]
+    check_targets(train, config["targets"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = windows.Scaler.fit(train)
+        scaled = scaler.transform(matrix)
+    bad = [
+        n
+        for n, ok in zip(names, np.isfinite(scaled).all(0) & np.isfinite(scaler.std), strict=True)
+        if not ok
+    ]
+    if bad:
+        raise ValueError(
+            f"column {bad[0]!r} holds values too large to standardise (up to "
+            f"{np.abs(matrix[:, names.index(bad[0])]).max():.3g}): divide it by a power of ten first"
+        )
+    season = config.get("season") or infer_season(table.times)
+    return Series(scaled, matrix[:, :k].copy(), names, k, table.times, split, scaler, season)
+
+
+def check_targets(train: np.ndarray, targets: list[str]) -> None:
+    """A target that never changes over the training part is refused: there is nothing to
+    learn, and MASE would divide by a seasonal naive error of zero."""
+    for i, name in enumerate(targets):
+        column = train[:, i]
+        if np.ptp(column) <= 1e-12 * max(1.0, float(np.abs(column).max())):
+            raise ValueError(
+                f"target {name!r} is constant over the training part (every value {column[0]:g}): "
+                "there is nothing to forecast, and every error would be scaled by zero; "
+                "give a target that varies"
+            )
 
 
 def build_model(config: dict, input_size: int) -> Forecaster:
@@ -142,6 +167,12 @@ class ForecastTask:
 
     def __init__(self, series: Series, config: dict) -> None:
         self.series, self.config = series, config
+        loss = "pinball loss" if config.get("quantiles") else "MSE"
+        self.monitor = Monitor(
+            "val_mae",
+            f"validation MAE ({', '.join(config['targets'])}, in the data's units)",
+            train_label=f"training {loss} (standardised targets)",
+        )
         _, train = part_windows(series, "train", config)
         self.batches = WindowBatches(train, config["batch_size"], config["seed"])
         _, self.val = part_windows(series, "val", config)
@@ -161,7 +192,7 @@ class ForecastTask:
         median = median_index(self.config)
         if median is not None:
             predicted = predicted[..., median]
-        return {"val_loss": float(np.abs(predicted - self.val_actual).mean())}
+        return {"val_mae": float(np.abs(predicted - self.val_actual).mean())}
 
     def gradient_flow(self, model: nn.Module) -> GradientFlow:
         x = torch.from_numpy(self.val.inputs[:32]).to(next(model.parameters()).device)

@@ -10,24 +10,30 @@ import argparse
 import json
 import math
 import os
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...distributed import check_device
-from ...runs import atomic_write, save_json
+from ...distributed import World, pick_device
+from ...runs import atomic_write, check_output, register_run_files, save_json
+from .. import options
 from ..common import (
     add_train_options,
+    bptt_bytes,
+    check_memory,
     check_model_options,
-    open_run,
+    owned_run,
     read_run,
+    run_dir,
     run_training,
     run_verb,
     task_verbs,
-    train_config,
 )
+from ..options import check_bound
 from .metrics import key_marginals, test_result
 from .model import CONDITIONS, RollModel
 from .output import plot_roll, write_midi
@@ -47,6 +53,7 @@ DEFAULTS = {
     "batch_size": 16,
     "lr": 3e-3,
     "eval_every": 250,
+    "weight_decay": 0.0,
 }
 DEFAULT_OUTPUT = "made"
 JOINT_HIDDEN = {"nade": 150, "made": 512, "bernoulli": 0}  # NADE: 88x the work per unit
@@ -54,7 +61,11 @@ DEFAULT_GENRES, DEFAULT_MAX_PIECES, DEFAULT_WINDOW = "bach", 300, 128
 DEFAULT_HELD_OUT = 0.1
 # The budget when none is given: this many steps, within this time.
 AUTO_STEPS, AUTO_MINUTES = 3000, 15.0
-HELD_OUT = "held_out.npz"
+HELD_OUT, TEST, SAMPLE = "held_out.npz", "test.json", "sample.mid"
+register_run_files(HELD_OUT, TEST, SAMPLE, "sample.png")
+# The longest piece `generate` writes without --max-steps: 20,000 steps are 25 minutes of
+# eighth notes at 100 a minute, and a second or two of computing per thousand steps.
+MAX_GENERATE = 20_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--max-pieces",
-        type=int,
+        type=options.count(3),
         help=f"pieces per genre (default {DEFAULT_MAX_PIECES} from the corpus, all from a folder)",
     )
     g.add_argument("--skip-bad", action="store_true", help="leave out files that cannot be parsed")
@@ -91,13 +102,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-cache", action="store_true", help="parse every file again")
     g.add_argument(
         "--held-out",
-        type=float,
+        type=options.real(0.0, 0.5, low_open=True, high_open=True),
         help=f"share of each genre's pieces for test, and again for validation "
         f"(default {DEFAULT_HELD_OUT})",
     )
-    g.add_argument("--split-seed", type=int, help="seed of the split (default 0)")
+    g.add_argument("--split-seed", type=options.seed, help="seed of the split (default 0)")
     g.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="processes that parse scores"
+        "--jobs",
+        type=options.count(1, 1024),
+        default=os.cpu_count() or 1,
+        help="processes that parse scores",
     )
     g = p.add_argument_group("model")
     g.add_argument(
@@ -109,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--joint-hidden",
-        type=int,
+        type=options.units,
         help="hidden units of the NADE or MADE output (default 150 for NADE, 512 for MADE)",
     )
     g.add_argument(
@@ -119,25 +133,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how the genre conditions the RNN: initial state, extra input at every step, both, "
         "or none (default auto: both when the data hold two genres or more)",
     )
-    g.add_argument("--genre-size", type=int, default=16, help="genre embedding width (default 16)")
+    g.add_argument(
+        "--genre-size", type=options.units, default=16, help="genre embedding width (default 16)"
+    )
     g.add_argument(
         "--window",
-        type=int,
+        type=options.count(2),
         default=DEFAULT_WINDOW,
         help=f"training cuts longer pieces to a random window of this many steps "
         f"(default {DEFAULT_WINDOW}); evaluation reads whole pieces",
     )
     add_train_options(p, **DEFAULTS)
-    p.set_defaults(run=train, weight_decay=0.0)
+    p.set_defaults(run=train)
 
-    run_verb(verbs, "eval", "NLL per step and frame accuracy on the test pieces (and by genre)",
-             evaluate, json_flag=True)  # fmt: skip
+    p = run_verb(verbs, "eval", "NLL per step and frame accuracy on the test pieces (and by genre)",
+                 evaluate, json_flag=True)  # fmt: skip
+    options.add_device(p)
     p = run_verb(verbs, "generate", "write a new piece as MIDI and a piano-roll PNG", generate)
     p.add_argument("--genre", help="genre of the piece (a genre model's; see `eval`)")
-    p.add_argument("--steps", type=int, default=128, help="time steps (default 128)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tempo", type=float, default=100.0, help="quarter notes a minute")
+    p.add_argument("--steps", type=options.count(1), default=128,
+                   help=f"time steps (default 128; at most {MAX_GENERATE:,} unless --max-steps)")  # fmt: skip
+    p.add_argument("--max-steps", type=options.count(1), default=MAX_GENERATE,
+                   help=f"the bound on --steps (default {MAX_GENERATE:,})")  # fmt: skip
+    p.add_argument("--temperature", type=options.positive(), default=1.0,
+                   help="sampling temperature (default 1.0)")  # fmt: skip
+    options.add_seed(p)
+    # MIDI holds a tempo in 24 bits of microseconds a quarter: at least 3.6 a minute
+    p.add_argument("--tempo", type=options.real(4.0, 1000.0), default=100.0,
+                   help="quarter notes a minute (default 100)")  # fmt: skip
+    options.add_device(p)
     p.add_argument("--out", help="MIDI file to write (default RUN/generated-GENRE-SEED.mid)")
 
 
@@ -241,17 +265,9 @@ def train(args: argparse.Namespace) -> int:
         args.joint_hidden = JOINT_HIDDEN[args.output]
     elif args.output == "bernoulli":
         raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
-    joint = ("joint_hidden",) if args.output != "bernoulli" else ()
-    sizes = ("genre_size", "window", "jobs", *joint)
-    for name in sizes:
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     auto = args.steps is None and args.epochs is None and args.minutes is None
     if auto:
         args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
-    train_config(args, 1)  # the budget and optimiser options, checked before anything is written
-    if args.device:
-        check_device(args.device)
     cache_folder = Path(args.cache or default_cache())
     if not args.no_cache and cache_folder.exists() and not cache_folder.is_dir():
         raise ValueError(f"--cache {cache_folder} is a file, not a folder")
@@ -264,7 +280,20 @@ def train(args: argparse.Namespace) -> int:
     ):
         raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
     cache = None if args.no_cache else NoteCache(cache_folder)
+    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
     parts = load_source(source, cache, args.jobs)
+    longest = max(len(p) for p in parts["train"].pieces)
+    check_memory(
+        bptt_bytes(args, min(args.batch_size, len(parts["train"])), min(longest, args.window) + 1)
+        + 4.0
+        * min(args.batch_size, len(parts["train"]))
+        * (min(longest, args.window) + 1)
+        * max(args.joint_hidden, 88)
+        * 3,
+        f"a batch of {args.batch_size} windows of {min(longest, args.window):,} steps",
+        "lower --batch-size or --window",
+        args.device,
+    )
     genres = sorted(set(parts["train"].genres) - {""})
     condition = args.condition
     if condition == "auto":
@@ -288,37 +317,38 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     comparable = tuple(k for k in config if k != "task")
-    run = open_run(args, TASK, config, comparable)
     steps_per_epoch = max(1, math.ceil(len(parts["train"]) / args.batch_size))
     what = {"jsb": source.get("path"), "folder": source.get("path")}.get(
         source["kind"], "music21 corpus"
     )
     budget = f"{args.steps} steps, at most {args.minutes:g} minutes" if auto else "as given"
-    print(
-        f"music {what}: {len(parts['train'])} training pieces ({parts['train'].steps} steps), "
-        f"{len(parts['valid'])} validation, {len(parts['test'])} test"
-        f"{'; genres ' + ', '.join(genres) if genres else ''}; {args.cell} {args.hidden}, "
-        f"{args.output} output, condition {condition}; "
-        f"budget {budget}; run in {run.path}",
-        flush=True,
-    )
     torch.manual_seed(args.seed)
     model = build_model(config)
     marginals = key_marginals(parts["train"])
-    if not args.resume:
-        Path(run.path).mkdir(parents=True, exist_ok=True)
-        save_held_out(run.file(HELD_OUT), parts["test"], marginals)
     task = MusicTask(parts["train"], parts["valid"], args.batch_size, args.seed, args.window)
-    result = run_training(model, task, args, run, config, steps_per_epoch, f"music: {args.cell}")
-    print(f"best validation NLL {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}")
-    run.load_weights(model)
-    model = model.cpu()
-    result = test_result(model, parts["test"], marginals)
-    save_json(run.file("test.json"), result)
-    report(result)
-    sample_path = run.file("sample.mid")
-    write_sample(model, config, genres[0] if config["genres"] else None, 128, 1.0, args.seed,
-                 100.0, sample_path)  # fmt: skip
+    task.expect_test(parts["test"], len(config["genres"]))
+    with owned_run(args, TASK, config, comparable) as run:
+        print(
+            f"music {what}: {len(parts['train'])} training pieces ({parts['train'].steps} steps), "
+            f"{len(parts['valid'])} validation, {len(parts['test'])} test"
+            f"{'; genres ' + ', '.join(genres) if genres else ''}; {args.cell} {args.hidden}, "
+            f"{args.output} output, condition {condition}; "
+            f"budget {budget}; run in {run.path}",
+            flush=True,
+        )
+        if not args.resume:
+            save_held_out(run.file(HELD_OUT), parts["test"], marginals)
+        result = run_training(model, task, args, run, config, steps_per_epoch,
+                              f"music: {args.cell}")  # fmt: skip
+        print(f"best validation NLL {result['best']:.4f}; stopped by {result['stopped_by']}")
+        run.load_weights(model)
+        model = model.cpu()
+        print(f"scoring the {len(parts['test'])} test pieces", flush=True)
+        result = test_result(model, parts["test"], marginals)
+        save_json(run.file(TEST), result)
+        report(result)
+        write_sample(model, config, genres[0] if config["genres"] else None, 128, 1.0, args.seed,
+                     100.0, run.file(SAMPLE))  # fmt: skip
     return 0
 
 
@@ -348,6 +378,7 @@ def evaluate(args: argparse.Namespace) -> int:
     test, marginals = load_held_out(run.file(HELD_OUT))
     model = build_model(config)
     run.load_weights(model)
+    model.to(pick_device(args.device, World()))
     result = test_result(model, test, marginals)
     report(result)
     if args.json:
@@ -376,8 +407,10 @@ def write_sample(
     elif genre is not None and genre not in config.get("data_genres", []):
         known = ", ".join(config.get("data_genres", [])) or "none: it was trained without genres"
         raise ValueError(f"unknown genre {genre!r} (known: {known})")
-    generator = torch.Generator().manual_seed(seed)
-    roll = model.generate(steps, index, temperature, generator).numpy().astype(np.uint8)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    roll = model.generate(steps, index, temperature, generator, _progress(steps))
+    roll = roll.cpu().numpy().astype(np.uint8)
     step = config["source"]["step"]
     write_midi(roll, path, step, tempo)
     png = path.with_suffix(".png")
@@ -387,24 +420,36 @@ def write_sample(
     return path
 
 
+def _progress(steps: int, every: float = 10.0):
+    """Lines on stderr while a long piece is generated: every ``every`` seconds after the first."""
+    began = last = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every or (done == total and now - began >= every):
+            rate = done / max(now - began, 1e-9)
+            print(f"  generated {done:,}/{total:,} steps ({rate:,.0f} a second)", file=sys.stderr,
+                  flush=True)  # fmt: skip
+            last = now
+
+    return report
+
+
 def generate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    if not args.temperature > 0:
-        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
-    if not 4 <= args.tempo <= 1000:  # MIDI holds a tempo in 24 bits of microseconds a quarter
-        raise ValueError(f"--tempo must be in [4, 1000] quarter notes a minute, got {args.tempo}")
-    out = Path(args.out or run.file(f"generated-{args.genre or 'piece'}-{args.seed}.mid"))
+    check_bound("--steps", args.steps, args.max_steps, "--max-steps", "steps")
+    out = check_output(
+        run, args.out or run.file(f"generated-{args.genre or 'piece'}-{args.seed}.mid")
+    )
     if out.suffix.lower() not in (".mid", ".midi"):
         raise ValueError(f"--out {out}: a MIDI file's name ends in .mid")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder")
-    png = out.with_suffix(".png")
+    png = check_output(run, out.with_suffix(".png"), given=out)
     if png.exists() and not out.exists():  # a picture that is not this file's piano roll
         raise ValueError(f"--out {out} would overwrite {png}; choose another name")
     model = build_model(config)
     run.load_weights(model)
+    model.to(pick_device(args.device, World()))
     write_sample(model, config, args.genre, args.steps, args.temperature, args.seed, args.tempo,
                  out)  # fmt: skip
     return 0

@@ -11,6 +11,8 @@ extra input at every step, or both (``condition``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -94,8 +96,12 @@ class RollModel(nn.Module):
         genre: int | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Tensor:
-        """A new piece (steps, 88) of 0/1, from the silent start step, one step at a time."""
+        """A new piece (steps, 88) of 0/1, from the silent start step, one step at a time.
+
+        ``progress(done, steps)`` is called after every step.
+        """
         was = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -106,6 +112,8 @@ class RollModel(nn.Module):
                 params, state = self(x, None, genres, state)
                 x = self.keys.sample(params, temperature, generator)
                 out.append(x[0, 0])
+                if progress is not None:
+                    progress(len(out), steps)
         finally:
             self.train(was)
         return torch.stack(out)

@@ -10,17 +10,23 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import torch
 
-from ...runs import RunDir, save_json
+from ...distributed import World, pick_device
+from ...runs import RunDir, register_run_files, save_json
+from .. import options
 from ..common import (
     add_switch,
     add_train_options,
+    bptt_bytes,
+    check_memory,
     check_model_options,
-    open_run,
+    owned_run,
     read_run,
+    run_dir,
     run_training,
     run_verb,
     task_verbs,
@@ -57,6 +63,9 @@ DEFAULT_INPUT_FEEDING = False
 # The budget when none is given: this many passes over the training pairs, within this time.
 AUTO_EPOCHS, AUTO_MINUTES = 20, 30.0
 EXAMPLES = 12
+DEFAULT_MAX_LENGTH = 256  # symbols a side; CMUdict's longest word has 34
+TEST, ATTENTION = "test.json", "attention.png"
+register_run_files(TEST, ATTENTION)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,24 +94,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--test-fraction",
-        type=float,
+        type=options.fraction(),
         default=0.05,
         help="share of the words held out for test (default 0.05)",
     )
     g.add_argument(
         "--val-fraction",
-        type=float,
+        type=options.fraction(),
         default=0.02,
         help="share of the words held out for validation (default 0.02)",
     )
     g.add_argument(
+        "--max-length",
+        type=options.count(1),
+        default=DEFAULT_MAX_LENGTH,
+        help=f"the most symbols a source or target may have (default {DEFAULT_MAX_LENGTH}); "
+        "attention's memory grows with source x target length",
+    )
+    g.add_argument(
         "--split-seed",
-        type=int,
+        type=options.seed,
         default=0,
         help="seed of the split by word, apart from --seed so that runs share a test set (default 0)",
     )
     g = p.add_argument_group("encoder-decoder")
-    g.add_argument("--embed", type=int, default=DEFAULT_EMBED,
+    g.add_argument("--embed", type=options.units, default=DEFAULT_EMBED,
                    help=f"symbol embedding width (default {DEFAULT_EMBED})")  # fmt: skip
     add_switch(g, "attention", DEFAULT_ATTENTION, "additive attention over the encoder's outputs",
            "the plain context-vector model: the encoder's final state is all the decoder sees")  # fmt: skip
@@ -113,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "a one-way encoder", negation_only=True)  # fmt: skip
     g.add_argument(
         "--teacher-forcing-final",
-        type=float,
+        type=options.fraction(closed=True),
         default=1.0,
         metavar="R",
         help="scheduled sampling: the share of true previous symbols falls linearly from 1 to R "
@@ -121,11 +137,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--sampling-steps",
-        type=int,
+        type=options.count(1),
         help="steps over which the teacher-forcing share falls (default: the --steps budget)",
     )
     g.add_argument(
-        "--beam", type=int, default=DEFAULT_BEAM,
+        "--beam", type=options.count(1, options.MAX_BEAM), default=DEFAULT_BEAM,
         help=f"beam width of the final test (default {DEFAULT_BEAM})",
     )  # fmt: skip
     add_train_options(p, **DEFAULTS)
@@ -133,15 +149,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = run_verb(verbs, "eval", "word and phone error rates on the test words, greedy and beam",
                  evaluate, json_flag=True)  # fmt: skip
-    p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+    p.add_argument("--beam", type=options.count(1, options.MAX_BEAM), default=DEFAULT_BEAM,
                    help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
+    options.add_device(p)
     p = run_verb(verbs, "run", "transcribe words (from the command line, or stdin)", run_words)
     p.add_argument(
         "words", nargs="*", metavar="WORD", help="sources to transcribe (default: stdin)"
     )
-    p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+    p.add_argument("--beam", type=options.count(1, options.MAX_BEAM), default=DEFAULT_BEAM,
                    help=f"beam width (default {DEFAULT_BEAM})")  # fmt: skip
-    p.add_argument("--nbest", type=int, default=3, help="transcriptions per word (default 3)")
+    p.add_argument("--nbest", type=options.count(1, options.MAX_BEAM), default=3,
+                   help="transcriptions per word (default 3)")  # fmt: skip
+    options.add_device(p)
 
 
 def source_config(args: argparse.Namespace) -> dict:
@@ -163,9 +182,12 @@ def load_pairs(source: dict) -> list[Pair]:
     return load_cmudict(source["stress"])
 
 
-def split(config: dict) -> tuple[list[Pair], list[Pair], list[Pair]]:
+def split(config: dict, max_length: int | None = None) -> tuple[list[Pair], list[Pair], list[Pair]]:
     """The run's train, validation and test pairs, checked against what training saw."""
     pairs = load_pairs(config["source"])
+    check_lengths(
+        pairs, max_length or config.get("max_length", DEFAULT_MAX_LENGTH), config["source"]
+    )
     s = config["split"]
     parts = split_by_key(pairs, s["test_fraction"], s["val_fraction"], s["seed"])
     counts = [len(p) for p in parts]
@@ -175,6 +197,21 @@ def split(config: dict) -> tuple[list[Pair], list[Pair], list[Pair]]:
             f"the run saw {s['counts']}"
         )
     return parts
+
+
+def check_lengths(pairs: list[Pair], bound: int, source: dict) -> None:
+    """A pair longer than --max-length on either side is refused, named by its line."""
+    for number, p in enumerate(pairs, 1):
+        for side, symbols in (("source", p.source), ("target", p.target)):
+            if len(symbols) > bound:
+                where = (
+                    f"{source['path']} pair {number}" if source["kind"] == "pairs" else repr(p.key)
+                )
+                raise ValueError(
+                    f"{where}: the {side} has {len(symbols):,} symbols, above --max-length {bound}; "
+                    "raise --max-length if the machine has the memory (attention grows with "
+                    "source x target length) or leave the pair out"
+                )
 
 
 def joiner(config: dict) -> str:
@@ -188,21 +225,21 @@ def vocabularies(config: dict) -> tuple[Vocabulary, Vocabulary]:
 
 def train(args: argparse.Namespace) -> int:
     check_model_options(args)
-    if args.embed < 1:
-        raise ValueError(f"--embed must be >= 1, got {args.embed}")
-    if args.beam < 1:
-        raise ValueError(f"--beam must be >= 1, got {args.beam}")
-    if not 0.0 <= args.teacher_forcing_final <= 1.0:
-        raise ValueError(
-            f"--teacher-forcing-final must be in [0, 1], got {args.teacher_forcing_final}"
-        )
     config: dict = {"task": TASK, "source": source_config(args)}
     config["split"] = {
         "test_fraction": args.test_fraction,
         "val_fraction": args.val_fraction,
         "seed": args.split_seed,
     }
-    train_pairs, val_pairs, test_pairs = split(config)
+    auto = args.steps is None and args.epochs is None and args.minutes is None
+    if args.teacher_forcing_final < 1.0 and not (
+        args.sampling_steps or args.steps or args.epochs or auto
+    ):
+        raise ValueError(
+            "scheduled sampling needs --sampling-steps (or a --steps or --epochs budget)"
+        )
+    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
+    train_pairs, val_pairs, test_pairs = split(config, args.max_length)
     config["split"]["counts"] = [len(train_pairs), len(val_pairs), len(test_pairs)]
     source = Vocabulary.of(p.source for p in train_pairs)
     target = Vocabulary.of(p.target for p in train_pairs)
@@ -210,6 +247,7 @@ def train(args: argparse.Namespace) -> int:
         source_symbols=source.to_config(),
         target_symbols=target.to_config(),
         longest_target=max(len(p.target) for p in train_pairs),
+        max_length=args.max_length,
         cell=args.cell,
         embed=args.embed,
         hidden=args.hidden,
@@ -222,34 +260,18 @@ def train(args: argparse.Namespace) -> int:
         teacher_forcing_final=args.teacher_forcing_final,
         seed=args.seed,
     )
-    auto = args.steps is None and args.epochs is None and args.minutes is None
+    check_pair_memory(args, train_pairs + val_pairs + test_pairs)
     steps_per_epoch = max(1, math.ceil(len(train_pairs) / args.batch_size))
     if auto:
         args.epochs, args.minutes = AUTO_EPOCHS, AUTO_MINUTES
     span = args.sampling_steps or args.steps
     if span is None and args.epochs is not None:
         span = math.ceil(args.epochs * steps_per_epoch)
-    if args.teacher_forcing_final < 1.0 and span is None:
-        raise ValueError(
-            "scheduled sampling needs --sampling-steps (or a --steps or --epochs budget)"
-        )
-    if span is not None and span < 1:
-        raise ValueError(f"--sampling-steps must be >= 1, got {span}")
     comparable = tuple(k for k in config if k != "task")
-    run = open_run(args, TASK, config, comparable)
     words = {name: len({p.key for p in part}) for name, part in
              (("train", train_pairs), ("val", val_pairs), ("test", test_pairs))}  # fmt: skip
     what = "CMUdict" if config["source"]["kind"] == "cmudict" else config["source"]["path"]
     budget = f"{args.epochs:g} epochs, at most {args.minutes:g} minutes" if auto else "as given"
-    print(
-        f"transcribe {what}: {len(train_pairs)} training pairs ({words['train']} words), "
-        f"{words['val']} validation and {words['test']} test words; {len(source) - 3} source and "
-        f"{len(target) - 3} target symbols; {args.cell} {args.hidden}"
-        f"{', bidirectional encoder' if args.bidirectional else ''}"
-        f"{', attention' if args.attention else ', context vector only'}; budget {budget}; "
-        f"run in {run.path}",
-        flush=True,
-    )
     torch.manual_seed(args.seed)
     model = build_model(config)
     task = TranscribeTask(
@@ -260,25 +282,55 @@ def train(args: argparse.Namespace) -> int:
         config,
         span or 1,
     )
-    result = run_training(
-        model, task, args, run, config, steps_per_epoch, f"transcribe: {args.cell}"
-    )
-    print(
-        f"best validation word error {result['best_val_loss']:.4f}; stopped by {result['stopped_by']}"
-    )
-    run.load_weights(model)
-    result = test_result(model.cpu(), run, config, Words.of(test_pairs), args.beam)
-    save_json(run.file("test.json"), result)
+    test_words = Words.of(test_pairs)
+    task.expect_test(len(test_words), args.beam)
+    with owned_run(args, TASK, config, comparable) as run:
+        print(
+            f"transcribe {what}: {len(train_pairs)} training pairs ({words['train']} words), "
+            f"{words['val']} validation and {words['test']} test words; {len(source) - 3} source "
+            f"and {len(target) - 3} target symbols; {args.cell} {args.hidden}"
+            f"{', bidirectional encoder' if args.bidirectional else ''}"
+            f"{', attention' if args.attention else ', context vector only'}; budget {budget}; "
+            f"run in {run.path}",
+            flush=True,
+        )
+        result = run_training(
+            model, task, args, run, config, steps_per_epoch, f"transcribe: {args.cell}"
+        )
+        print(f"best validation word error {result['best']:.4f}; stopped by {result['stopped_by']}")
+        run.load_weights(model)
+        result = test_result(model.cpu(), run, config, test_words, args.beam, progress=True)
+        save_json(run.file(TEST), result)
     report(result)
     return 0
 
 
-def test_result(model, run: RunDir, config: dict, words: Words, beam: int) -> dict:
+def check_pair_memory(args: argparse.Namespace, pairs: list[Pair]) -> None:
+    """Attention scores every source step for every target step of a batch: refuse what cannot fit."""
+    source = max(len(p.source) for p in pairs)
+    target = max(len(p.target) for p in pairs) + 1
+    batch = min(args.batch_size, len(pairs))
+    need = bptt_bytes(args, batch, source) + bptt_bytes(args, batch, target)
+    if args.attention:
+        need += 4.0 * 3 * batch * source * target * args.hidden  # additive scores and gradients
+    check_memory(
+        need,
+        f"a batch of {batch} pairs of up to {source:,} source and {target:,} target symbols",
+        "lower --batch-size or --max-length",
+        args.device,
+    )
+
+
+def test_result(
+    model, run: RunDir, config: dict, words: Words, beam: int, progress: bool = False
+) -> dict:
     """Greedy and beam error rates on the test words, examples, and the attention PNG."""
     source, target = vocabularies(config)
     longest = config.get("longest_target", 0)
-    greedy = score(model, words, source, target, longest=longest)
-    wide = score(model, words, source, target, beam, longest)
+    greedy = score(model, words, source, target, longest=longest,
+                   progress=_progress(f"{len(words):,} test words, greedy") if progress else None)  # fmt: skip
+    wide = score(model, words, source, target, beam, longest,
+                 progress=_progress(f"{len(words):,} test words, beam {beam}") if progress else None)  # fmt: skip
     result = {
         "wer": greedy["wer"],
         "per": greedy["per"],
@@ -289,9 +341,24 @@ def test_result(model, run: RunDir, config: dict, words: Words, beam: int) -> di
     }
     if config["attention"]:
         plot_alignments(
-            run.file("attention.png"), alignments(model, words, source, target, greedy["outputs"])
+            run.file(ATTENTION), alignments(model, words, source, target, greedy["outputs"])
         )
     return result
+
+
+def _progress(what: str, every: float = 10.0):
+    """A callback for ``transcribe``: a line at the start, then every ``every`` seconds and at the end."""
+    began = last = time.monotonic()
+    print(f"decoding {what} ...", flush=True)
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every or done == total:
+            print(f"  {what}: {done:,}/{total:,} ({now - began:.0f} s)", flush=True)
+            last = now
+
+    return report
 
 
 def alignments(
@@ -325,12 +392,11 @@ def report(result: dict) -> None:
 
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    if args.beam < 1:
-        raise ValueError(f"--beam must be >= 1, got {args.beam}")
     _, _, test_pairs = split(config)
     model = build_model(config)
     run.load_weights(model)
-    result = test_result(model, run, config, Words.of(test_pairs), args.beam)
+    model.to(pick_device(args.device, World()))
+    result = test_result(model, run, config, Words.of(test_pairs), args.beam, progress=True)
     report(result)
     if args.json:
         print(json.dumps(result))
@@ -339,23 +405,29 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def run_words(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    if args.beam < 1 or args.nbest < 1:
-        raise ValueError("--beam and --nbest must be >= 1")
     words = args.words or [line.strip() for line in sys.stdin if line.strip()]
     if not words:
         raise ValueError("no words: give them after RUN or on stdin")
     source, target = vocabularies(config)
     tokens = config["source"]["source_tokens"]
     cmudict = config["source"]["kind"] == "cmudict"
+    bound = config.get("max_length", DEFAULT_MAX_LENGTH)
     ids = []
     for word in words:
         symbols = tokenize(word.lower() if cmudict else word, tokens)
+        if not symbols:
+            raise ValueError(f"{word!r} is empty: there is nothing to transcribe")
+        if len(symbols) > bound:
+            raise ValueError(
+                f"{word[:20]!r}...: {len(symbols):,} symbols, above the run's --max-length {bound}"
+            )
         try:
             ids.append(source.encode(symbols, "source symbol"))
         except ValueError as error:
             raise ValueError(f"{word!r}: {error}") from None
     model = build_model(config)
     run.load_weights(model)
+    model.to(pick_device(args.device, World()))
     for word, hyps in zip(
         words,
         transcribe(model, ids, max(args.beam, args.nbest), config.get("longest_target", 0)),

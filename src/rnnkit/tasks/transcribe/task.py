@@ -6,7 +6,7 @@ trains on each of them and is scored once, right when the output equals any.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ from ...decoding import Hypothesis
 from ...diagnostics import GradientFlow, gradient_flow
 from ...recurrent import RNN
 from ...seq2seq import EncoderDecoder
-from ...training import SeededSource
+from ...training import Monitor, SeededSource
 from .data import BOS, EOS, PAD, Pair, Vocabulary
 from .metrics import error_rates
 
@@ -152,8 +152,12 @@ def transcribe(
     beam: int = 1,
     longest: int = 0,
     chunk: int = 512,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[list[Hypothesis]]:
-    """The n-best hypotheses (``beam`` of them; one for greedy decoding) of every source, best first."""
+    """The n-best hypotheses (``beam`` of them; one for greedy decoding) of every source, best first.
+
+    ``progress(done, total)`` is called after every chunk of sources.
+    """
     device = next(model.parameters()).device
     was = model.training
     model.eval()
@@ -174,6 +178,8 @@ def transcribe(
                 out.extend(
                     model.decode(src, BOS, steps, src_lengths=lengths, eos=EOS, beam_size=beam)
                 )
+            if progress is not None:
+                progress(len(out), len(sources))
     finally:
         model.train(was)
     return out
@@ -186,6 +192,7 @@ def score(
     target: Vocabulary,
     beam: int = 1,
     longest: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """WER and PER of the best hypothesis of each word, and the outputs themselves.
 
@@ -200,7 +207,8 @@ def score(
         except ValueError:
             pass
     outputs: list[tuple[str, ...]] = [()] * len(words)
-    for i, hyps in zip(known, transcribe(model, ids, beam, longest), strict=True):
+    decoded = transcribe(model, ids, beam, longest, progress=progress)
+    for i, hyps in zip(known, decoded, strict=True):
         outputs[i] = target.decode(hyps[0].tokens)
     result = error_rates(outputs, words.references)
     return {**result, "outputs": outputs, "unknown": len(words) - len(known)}
@@ -208,6 +216,13 @@ def score(
 
 class TranscribeTask:
     """Cross-entropy on the training pairs; greedy word error on the validation words selects."""
+
+    monitor = Monitor(
+        "val_wer",
+        "validation word error rate (greedy)",
+        tie_break="val_per",
+        train_label="training cross-entropy (nats per symbol)",
+    )
 
     def __init__(
         self,
@@ -224,6 +239,18 @@ class TranscribeTask:
             train, config["batch_size"], config["seed"], config["teacher_forcing_final"], span
         )
 
+    def expect_test(self, words: int, beam: int) -> None:
+        """Note the test after training (greedy, then a beam of ``beam``), to judge its time."""
+        self.test_words, self.test_beam = words, beam
+
+    def after_training_seconds(self, eval_seconds: float) -> float:
+        """The test at the validation's rate per word: greedy once, the beam ``beam`` times."""
+        words = getattr(self, "test_words", 0)
+        if not words:
+            return 0.0
+        per_word = eval_seconds / max(1, len(self.val))
+        return per_word * words * (1 + self.test_beam) + 2.0
+
     def loss(self, model: nn.Module, batch, carry):
         src, lengths, tgt_in, tgt_out, ratio = batch
         logits = model(src, tgt_in, src_lengths=lengths, teacher_forcing=float(ratio))
@@ -231,12 +258,8 @@ class TranscribeTask:
 
     def evaluate(self, model: nn.Module) -> dict:
         result = score(model, self.val, self.source, self.target, longest=self.longest)
-        # the word error decides; the phone error (far below one word's share) breaks ties
-        return {
-            "val_loss": result["wer"] + 1e-3 * result["per"],
-            "val_wer": result["wer"],
-            "val_per": result["per"],
-        }
+        # the word error decides; the phone error breaks ties (see monitor)
+        return {"val_wer": result["wer"], "val_per": result["per"]}
 
     def gradient_flow(self, model: nn.Module) -> GradientFlow:
         sources = [self.source.encode(s) for s in self.val.sources[:32]]
