@@ -227,6 +227,22 @@ def test_train_eval_predict_end_to_end(files, tmp_path, capsys, kind):
     p = np.array([[float(v) for v in r.split(",")[3:]] for r in rows[1:]])
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
     assert f"accuracy on the 20 labelled: {result['accuracy']:.4f}" in stdout
+    before = (out / "model.safetensors").read_bytes()
+    for name in ("model.safetensors", "config.json", "confusion.png", "refit.json"):
+        code, _, err = cli(capsys, "classify", "predict", out, "--input", test, "--out", out / name)
+        assert code == 2 and f"would overwrite the run's own {name}" in err, err
+    code, _, err = cli(capsys, "classify", "predict", out, "--input", test, "--out", test)
+    assert code == 2 and "is the --input file itself" in err
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_one_series_per_class_says_what_validation_needs(tmp_path, capsys):
+    series, labels = toy_series(2, 0, lengths=(10, 10))
+    train = write_csv(tmp_path / "train.csv", series, labels)
+    code, _, err = cli(capsys, "classify", "train", "--train", train, "--test", train, *SMALL,
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and "no class has two training series" in err, err
+    assert "--val-fraction" not in err and not (tmp_path / "run").exists()
 
 
 def test_a_trained_classifier_beats_the_majority_class(files, tmp_path, capsys):

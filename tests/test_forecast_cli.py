@@ -186,3 +186,43 @@ def test_several_targets_from_an_hourly_file_without_features(tmp_path, capsys):
     lines = (out / "forecast.csv").read_text().splitlines()
     assert lines[0] == "time,power,price" and len(lines) == 7
     assert lines[1].startswith("2024-03-15T00:00:00")  # the hour after the file's last row
+
+
+def test_predict_dates_of_the_monthly_airline_series_are_month_starts(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "forecast", "train", "--data", "airline", "--steps", "2",
+                       "--eval-every", "2", "--hidden", "8", "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert cli(capsys, "forecast", "predict", out)[0] == 0
+    times = [line.split(",")[0] for line in (out / "forecast.csv").read_text().splitlines()[1:]]
+    assert times == [f"1961-{m:02d}-01T00:00:00" for m in range(1, 7)]
+
+
+@pytest.mark.parametrize("freq, step", [("QS", "3 months"), ("W-MON", "7 days")])
+def test_predict_dates_of_quarterly_and_weekly_files(tmp_path, capsys, freq, step):
+    pd = pytest.importorskip("pandas")
+    calendar = pd.date_range("1990-01-01", periods=130, freq=freq)
+    values = 10 + np.sin(np.arange(130) / 3)
+    path = tmp_path / "series.csv"
+    path.write_text("when,value\n" + "".join(
+        f"{t.date()},{v:.3f}\n" for t, v in zip(calendar[:126], values, strict=False)))  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "forecast", "train", "--csv", path, "--target", "value",
+                       "--time-col", "when", "--window", "8", "--horizon", "4", "--steps", "2",
+                       "--eval-every", "2", "--hidden", "8", "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert cli(capsys, "forecast", "predict", out)[0] == 0
+    times = [line.split(",")[0] for line in (out / "forecast.csv").read_text().splitlines()[1:]]
+    assert times == [f"{t.date()}T00:00:00" for t in calendar[126:]], step
+
+
+def test_a_constant_target_is_refused_with_the_reason(tmp_path, capsys):
+    path = tmp_path / "flat.csv"
+    days = np.arange("2024-01-01", "2024-04-01", dtype="datetime64[D]")
+    path.write_text("day,stock,noise\n" + "".join(
+        f"{d},5.0,{i % 7}\n" for i, d in enumerate(days)))  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "forecast", "train", "--csv", path, "--target", "stock",
+                       "--window", "3", "--horizon", "1", "--steps", "2", "--out", out)  # fmt: skip
+    assert code == 2 and "'stock' is constant over the training part" in err, err
+    assert "nothing to forecast" in err and not out.exists()

@@ -153,3 +153,39 @@ def test_baselines_and_metrics_by_hand():
     assert result["mae"] == pytest.approx(2.0) and result["mase"] == pytest.approx(2.0 * 7 / 9)
     assert result["by_step"]["smape"][0] == pytest.approx(200.0)  # 3 against 0: the worst case
     assert metrics.training_mean(series[:8], origins, 2).shape == (2, 2, 1)
+
+
+def _times(index):
+    return np.array(index.values, dtype="datetime64[s]")
+
+
+@pytest.mark.parametrize(
+    "freq, start", [("MS", "1949-01-01"), ("QS", "1990-01-01"), ("QE", "1990-03-31"),
+                    ("W-SUN", "2020-01-05"), ("h", "2024-03-30 20:00"), ("B", "2024-01-01"),
+                    ("ME", "2000-01-31"), ("YS", "1900-01-01"), ("15min", "2024-01-01")],
+)  # fmt: skip
+def test_forecast_dates_continue_the_series_calendar(freq, start):
+    pd = pytest.importorskip("pandas")
+    calendar = pd.date_range(start, periods=148, freq=freq)
+    got = data.future_times(_times(calendar[:144]), 4)
+    assert got == [str(t) for t in _times(calendar[144:])]
+
+
+def test_forecast_dates_of_months_and_business_days():
+    pd = pytest.importorskip("pandas")
+    airline = _times(pd.date_range("1949-01-01", periods=144, freq="MS"))
+    assert data.future_times(airline, 3) == [
+        "1961-01-01T00:00:00", "1961-02-01T00:00:00", "1961-03-01T00:00:00"]  # fmt: skip
+    friday = _times(pd.date_range("2024-03-01", periods=41, freq="B"))  # ends on Friday 26 April
+    assert data.future_times(friday, 2) == ["2024-04-29T00:00:00", "2024-04-30T00:00:00"]
+
+
+def test_forecast_dates_survive_gaps():
+    pd = pytest.importorskip("pandas")
+    months = pd.date_range("1949-01-01", periods=144, freq="MS").delete([5, 70])
+    assert data.future_times(_times(months), 2) == ["1961-01-01T00:00:00", "1961-02-01T00:00:00"]
+    days = pd.date_range("2024-01-01", periods=60, freq="B").delete([3, 20, 41])  # holidays
+    assert data.calendar_frequency(_times(days)) == "B"
+    odd = np.array(["2020-01-01T00:00", "2020-01-01T00:07", "2020-01-01T00:15", "2020-01-01T00:21"],
+                   dtype="datetime64[s]")  # fmt: skip
+    assert data.future_times(odd, 1) == ["2020-01-01T00:28:00"]  # the median step

@@ -60,9 +60,13 @@ def classifier_loss(model, x, lengths, labels):
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
 def test_classifier_remembers_the_first_step(cell):
+    # Remembering one sign over up to 8 noisy steps is slow for the cells without gates: over
+    # 10 initialisations, 800 steps reach at most 0.18 (Jordan; 0.14 leaky, 0.06 Elman, 0.02
+    # LSTM and GRU), where 250 steps had left Jordan between 0.003 and 0.36 (0.29 on one
+    # Intel machine): the threshold keeps twice the worst seen.
     model = SequenceClassifier(RNN(cell, 1, 32), 2)
-    loss = fit(model, sign_batch, classifier_loss)
-    assert loss < 0.25, loss  # chance is ln 2 = 0.69
+    loss = fit(model, sign_batch, classifier_loss, steps=800, lr=0.01)
+    assert loss < 0.4, loss  # chance is ln 2 = 0.69
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])

@@ -204,6 +204,23 @@ def test_a_symbol_never_seen_is_named(trained, capsys):
     code, _, err = cli(capsys, "transcribe", "run", out, "abz")
     assert code == 2 and "'abz': the source symbol 'z' was never seen in training" in err
     assert err.count("\n") == 1
+    code, _, err = cli(capsys, "transcribe", "run", out, "")
+    assert code == 2 and "'' is empty: there is nothing to transcribe" in err
+    code, _, err = cli(capsys, "transcribe", "run", out, "ab" * 200)
+    assert code == 2 and "above the run's --max-length 256" in err
+
+
+def test_pairs_longer_than_the_bound_are_refused_before_a_run_exists(tmp_path, capsys):
+    path = tmp_path / "long.tsv"
+    path.write_text("".join(f"{'ab' * 10_000}{i}\t{'c' * 20_000}\n" for i in range(5)))
+    code, _, err = cli(capsys, "transcribe", "train", "--pairs", path, "--steps", 1,
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and "the source has 20,001 symbols, above --max-length 256" in err, err
+    assert "raise --max-length" in err and not (tmp_path / "run").exists()
+    code, _, err = cli(capsys, "transcribe", "train", "--pairs", path, "--steps", 1,
+                       "--max-length", 30_000, "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and "GiB, more than half of the" in err, err  # attention: 5 x 20k x 20k
+    assert not (tmp_path / "run").exists()
 
 
 def test_plain_context_vector_model_with_scheduled_sampling(tmp_path, capsys):

@@ -57,8 +57,14 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     handler = _on_sigterm()
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
+    except ValueError as error:
         print(f"rnnkit: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # no such file, permission, a name too long, a full disk, ...
+        where = f"{error.filename}: " if error.filename else ""
+        print(
+            f"rnnkit: error: {_one_line(where + (error.strerror or str(error)))}", file=sys.stderr
+        )
         return 2
     except (MemoryError, torch.OutOfMemoryError) as error:
         print(f"rnnkit: error: {_out_of_memory(error)}", file=sys.stderr)

@@ -120,7 +120,8 @@ def gradient_flow_lines(
     ax.set_ylabel("||dL/dh_t||")
     ax.set_title(title or records[0]["layers"][layer], fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # every norm zero: nothing drawn, nothing to label
+        ax.legend()
     _save(fig, path)
 
 

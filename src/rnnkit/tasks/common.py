@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,11 @@ from ..ownership import check_claim, claim
 from ..runs import RunDir
 from ..training import TrainConfig, Trainer, TrainingDiverged
 from . import options
+
+
+def warn(text: str) -> None:
+    """A warning on stderr, ``rnnkit: warning: ...``: the command goes on."""
+    print(f"rnnkit: warning: {text}", file=sys.stderr, flush=True)
 
 
 def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
@@ -49,11 +55,11 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
         ("--layers", options.layers, "layers", "stacked layers"),
         ("--dropout", options.dropout, "dropout", "dropout between layers and before the output"),
         ("--batch-size", options.batch, "batch_size", "global batch size"),
-        ("--lr", options.positive(), "lr", "peak learning rate of AdamW"),
+        ("--lr", options.positive(options.MAX_LR), "lr", "peak learning rate of AdamW"),
     ):
         g.add_argument(flag, type=kind, default=d[key], help=f"{text} (default {shown(key)})")
     g.add_argument("--bidirectional", action="store_true", help="read sequences in both directions")
-    g.add_argument("--weight-decay", type=options.real(0.0), default=d["weight_decay"],
+    g.add_argument("--weight-decay", type=options.real(0.0, options.MAX_LR), default=d["weight_decay"],
                    help=f"AdamW's decoupled weight decay (default {d['weight_decay']})")  # fmt: skip
     g.add_argument("--warmup", type=options.count(0), default=50, help="warm-up steps (default 50)")
     g.add_argument(
@@ -65,12 +71,12 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     g.add_argument("--steps", type=options.count(1), help="optimizer steps")
     g.add_argument(
         "--epochs",
-        type=options.positive(),
+        type=options.positive(1e6),
         help="passes over the training data (turned into steps)",
     )
     g.add_argument(
         "--minutes",
-        type=options.positive(),
+        type=options.positive(1e6),
         help="time budget of the whole command in minutes, evaluation and test included "
         "(with --steps: whichever ends first)",
     )
@@ -94,7 +100,7 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     )
     options.add_seed(g)
     options.add_device(g)
-    g.add_argument("--out", help="run directory to write (default runs/<task>)")
+    g.add_argument("--out", type=options.path, help="run directory to write (default runs/<task>)")
     g.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
@@ -111,7 +117,7 @@ def run_verb(
 ) -> argparse.ArgumentParser:
     """A verb that reads a run directory (RUN), with --json when it prints a JSON last line."""
     p = verbs.add_parser(name, help=text)
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("run_dir", metavar="RUN", type=options.path)
     if json_flag:
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=handler)

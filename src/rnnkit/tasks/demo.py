@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=options.count(1), default=2000,
                    help="training steps per cell (default 2000)")  # fmt: skip
     p.add_argument("--batch-size", type=options.batch, default=64, help="(default 64)")
-    p.add_argument("--lr", type=options.positive(), default=3e-3, help="Adam's (default 3e-3)")
+    p.add_argument(
+        "--lr", type=options.positive(options.MAX_LR), default=3e-3, help="Adam's (default 3e-3)"
+    )
     options.add_seed(p)
     options.add_device(p)
     p.set_defaults(run=run)

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "distance to the loss, at initialisation and during training, for any run directory; print "
         "how much it shrinks over 10 and 100 steps and the spectral radii of the recurrent weights.",
     )
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("run_dir", metavar="RUN", type=options.path)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line last")
     options.add_device(p, " (for a run that recorded nothing and is measured now)")
     p.set_defaults(run=run)

@@ -90,7 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=options.count(4, MAX_LENGTH), default=100,
                    help="steps (default 100)")  # fmt: skip
     options.add_seed(p)
-    p.add_argument("--out", default="runs/lab-power", help="folder for the plot and JSON")
+    p.add_argument(
+        "--out", type=options.path, default="runs/lab-power", help="folder for the plot and JSON"
+    )
     p.set_defaults(run=power)
 
     p = verbs.add_parser(
@@ -110,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=options.units, default=64, help="units (default 64)")
     p.add_argument("--steps", type=options.count(1), default=300, help="SGD steps (default 300)")
     p.add_argument("--batch-size", type=options.batch, default=32, help="(default 32)")
-    p.add_argument("--lr", type=options.positive(), default=0.05,
+    p.add_argument("--lr", type=options.positive(options.MAX_LR), default=0.05,
                    help="SGD learning rate (default 0.05)")  # fmt: skip
     p.add_argument(
         "--clip", type=options.positive(), default=1.0,
@@ -121,7 +123,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     options.add_seed(p)
     options.add_device(p)
-    p.add_argument("--out", default="runs/lab-explode", help="folder for the plot and JSON")
+    p.add_argument(
+        "--out", type=options.path, default="runs/lab-explode", help="folder for the plot and JSON"
+    )
     p.set_defaults(run=explode)
 
 
@@ -190,7 +194,7 @@ def _training_options(
     g.add_argument("--batch-size", type=options.batch, default=64, help="(default 64)")
     g.add_argument(
         "--lr",
-        type=options.positive(),
+        type=options.positive(options.MAX_LR),
         default=2e-3,
         help="peak learning rate of Adam (default 2e-3)",
     )
@@ -202,7 +206,7 @@ def _training_options(
         "; 0 measures the initialisation" if zero_steps else ""
     )
     g.add_argument("--steps", type=options.count(0 if zero_steps else 1), default=steps, help=text)
-    g.add_argument("--minutes", type=options.positive(), help="time budget per run")
+    g.add_argument("--minutes", type=options.positive(1e6), help="time budget per run")
     g.add_argument("--eval-every", type=options.count(1), default=eval_every,
                    help=f"(default {eval_every})")  # fmt: skip
     g.add_argument("--val-size", type=options.count(1, 10**6), default=1000,
@@ -213,7 +217,9 @@ def _training_options(
         "--threads", type=options.count(1, 1024), help="torch threads (default: torch's choice)"
     )
     options.add_device(g)
-    g.add_argument("--out", help="run directory (compare: folder of run directories)")
+    g.add_argument(
+        "--out", type=options.path, help="run directory (compare: folder of run directories)"
+    )
 
 
 # -- building runs ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ MAX_UNITS = 8192
 MAX_LAYERS = 64
 MAX_BATCH = 65536
 MAX_BEAM = 256  # hypotheses kept per source while decoding
+MAX_LR = 1e3  # a learning rate (or weight decay) past this only overflows float32 weights
 SEED_LIMIT = 2**63  # torch's generators take a signed 64-bit seed
 
 
@@ -105,6 +106,15 @@ layers = count(1, MAX_LAYERS)
 batch = count(1, MAX_BATCH)
 seed = Number(int, 0, SEED_LIMIT - 1, note="seeds are 64-bit")
 dropout = real(0.0, 1.0, high_open=True)
+
+
+def path(text: str) -> str:
+    """A file or folder name: not empty (an empty name would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: give a file or folder")
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError("a name cannot hold a NUL character")
+    return text
 
 
 def device(text: str) -> str:

@@ -421,7 +421,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Without --steps, --epochs or --minutes it trains for 5 minutes.",
     )
     p.add_argument(
-        "--data", help="UTF-8 text file or folder (default: the Python standard library's source)"
+        "--data",
+        type=options.path,
+        help="UTF-8 text file or folder (default: the Python standard library's source)",
     )
     p.add_argument(
         "--val-fraction",
@@ -461,7 +463,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=train)
 
     p = verbs.add_parser("sample", help="generate text from a trained run, streaming it")
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("run_dir", metavar="RUN", type=options.path)
     p.add_argument("--prime", default="\n", help="text to start from (default a newline)")
     p.add_argument("--length", type=options.count(1), default=500,
                    help="characters to generate, streamed (default 500)")  # fmt: skip
@@ -476,9 +478,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
         "eval", help="loss and bits per character of a run on its validation tail or --data"
     )
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("run_dir", metavar="RUN", type=options.path)
     p.add_argument(
-        "--data", help="text file or folder to evaluate on (default: the run's validation tail)"
+        "--data",
+        type=options.path,
+        help="text file or folder to evaluate on (default: the run's validation tail)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     options.add_device(p)

@@ -86,8 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a UCR/UEA set shipped with sktime (GunPoint, ItalyPowerDemand, ArrowHead, "
         "BasicMotions, JapaneseVowels, ...; pip install 'rnnkit[classify]')",
     )
-    g.add_argument("--train", help="training series: a .ts, .npz or CSV file")
-    g.add_argument("--test", help="test series, in the same form as --train")
+    g.add_argument("--train", type=options.path, help="training series: a .ts, .npz or CSV file")
+    g.add_argument("--test", type=options.path, help="test series, in the same form as --train")
     g.add_argument(
         "--label-col", default="label", help="the label column of a CSV file (default label)"
     )
@@ -127,9 +127,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     options.add_device(p)
     p = run_verb(verbs, "predict", "labels and class probabilities for new series, as CSV", predict)
     p.add_argument(
-        "--input", required=True, help="series: a .ts, .npz or CSV file (labels optional)"
+        "--input",
+        required=True,
+        type=options.path,
+        help="series: a .ts, .npz or CSV file (labels optional)",
     )
-    p.add_argument("--out", help="CSV to write (default RUN/predictions.csv)")
+    p.add_argument("--out", type=options.path, help="CSV to write (default RUN/predictions.csv)")
     options.add_device(p)
 
 

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "part only and no window crosses a split. Without --steps, --epochs or --minutes it trains for 2 minutes.",
     )
     g = p.add_argument_group("data")
-    g.add_argument("--csv", help="a CSV file with a header row")
+    g.add_argument("--csv", type=options.path, help="a CSV file with a header row")
     g.add_argument(
         "--data",
         choices=sorted(BUILTIN),
@@ -117,12 +117,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="forecast the steps after the end of a CSV (default: the run's own data); CSV and plots",
     )
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("run_dir", metavar="RUN", type=options.path)
     p.add_argument(
-        "--csv", help="a CSV with the run's columns (default: the data the run was trained on)"
+        "--csv",
+        type=options.path,
+        help="a CSV with the run's columns (default: the data the run was trained on)",
     )
     p.add_argument(
-        "--out", help="CSV of forecasts to write (default RUN/forecast.csv); PNGs beside it"
+        "--out",
+        type=options.path,
+        help="CSV of forecasts to write (default RUN/forecast.csv); PNGs beside it",
     )
     options.add_device(p)
     p.set_defaults(run=predict)
@@ -130,7 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
         "eval", help="MAE, RMSE, sMAPE, MASE on the test part, model and baselines"
     )
-    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("run_dir", metavar="RUN", type=options.path)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     options.add_device(p)
     p.set_defaults(run=evaluate)

@@ -10,7 +10,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -76,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--data",
+        type=options.path,
         help="a JSB-format .mat file, or a folder of MIDI/MusicXML/kern/ABC files whose "
         "subfolders, if any, are genres (default: the music21 corpus, --genres)",
     )
@@ -98,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"pieces per genre (default {DEFAULT_MAX_PIECES} from the corpus, all from a folder)",
     )
     g.add_argument("--skip-bad", action="store_true", help="leave out files that cannot be parsed")
-    g.add_argument("--cache", help=f"folder of parsed scores (default {default_cache()})")
+    g.add_argument(
+        "--cache", type=options.path, help=f"folder of parsed scores (default {default_cache()})"
+    )
     g.add_argument("--no-cache", action="store_true", help="parse every file again")
     g.add_argument(
         "--held-out",
@@ -162,14 +164,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tempo", type=options.real(4.0, 1000.0), default=100.0,
                    help="quarter notes a minute (default 100)")  # fmt: skip
     options.add_device(p)
-    p.add_argument("--out", help="MIDI file to write (default RUN/generated-GENRE-SEED.mid)")
+    p.add_argument(
+        "--out", type=options.path, help="MIDI file to write (default RUN/generated-GENRE-SEED.mid)"
+    )
 
 
 def source_config(args: argparse.Namespace) -> dict:
     if args.data is not None:
         path = Path(args.data)
-        if not args.data:
-            raise ValueError("--data is empty: give a JSB-format .mat file or a folder")
         if args.genres is not None:
             raise ValueError("--genres chooses from the music21 corpus: not with --data")
         if not path.exists():
@@ -429,8 +431,7 @@ def _progress(steps: int, every: float = 10.0):
         now = time.monotonic()
         if now - last >= every or (done == total and now - began >= every):
             rate = done / max(now - began, 1e-9)
-            print(f"  generated {done:,}/{total:,} steps ({rate:,.0f} a second)", file=sys.stderr,
-                  flush=True)  # fmt: skip
+            print(f"  generated {done:,}/{total:,} steps ({rate:,.0f} a second)", flush=True)
             last = now
 
     return report

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...runs import atomic_write
+from ..common import warn
 from .rolls import KEYS, LOWEST_MIDI
 
 SUFFIXES = (".mid", ".midi", ".xml", ".mxl", ".musicxml", ".krn", ".abc")
@@ -223,8 +223,8 @@ def read_files(
     todo = [p for p, notes in found.items() if notes is None]
     if todo:
         what = f" of {label}" if label else ""
-        print(f"parsing {len(todo)} files{what} (cached for the next run)", file=sys.stderr,
-              flush=True)  # fmt: skip
+        cached = " (cached for the next run)" if cache else ""
+        print(f"parsing {len(todo)} files{what}{cached}", flush=True)
         if jobs > 1 and len(todo) > 1:
             with ProcessPoolExecutor(min(jobs, len(todo))) as pool:
                 results = list(pool.map(_parse_or_error, todo, chunksize=4))
@@ -234,7 +234,7 @@ def read_files(
             if isinstance(result, str):
                 if not skip_bad:
                     raise ValueError(result + "; --skip-bad leaves such files out")
-                print(f"rnnkit: skipped {result}", file=sys.stderr)
+                warn(f"skipped {result}")
                 continue
             found[path] = result
             if cache:

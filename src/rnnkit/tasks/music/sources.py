@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..common import warn
 from .rolls import Rolls, read_jsb
 from .scores import (
     SUFFIXES,
@@ -161,7 +161,7 @@ def to_rolls(pieces: list[Piece], step: float, transpose: bool) -> Rolls:
         genres.append(p.genre)
         names.append(p.notes.name)
     if short:
-        print(f"rnnkit: left out {short} pieces shorter than two steps", file=sys.stderr)
+        warn(f"left out {short} pieces shorter than two steps")
     if not rolls:
         raise ValueError("no piece is at least two steps long")
     return Rolls(rolls, genres, names)

@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--pairs",
+        type=options.path,
         help="TSV of source<TAB>target lines (default: the CMU Pronouncing Dictionary, "
         "pip install 'rnnkit[transcribe]')",
     )
