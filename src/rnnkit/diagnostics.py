@@ -183,24 +183,29 @@ def random_matrix_with_radius(
 
 
 def linear_recurrence(
-    radius: float, size: int = 64, steps: int = 100, generator: torch.Generator | None = None
+    radius: float,
+    size: int = 64,
+    steps: int = 100,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> LinearRecurrence:
     """Run the lecture's power method h_t = W^T h_{t-1} for a random W of spectral radius ``radius``.
 
     W comes from ``random_matrix_with_radius``; the gradient is that of
-    L = v·h_T for a random unit vector v, sent back to every h_t.
+    L = v·h_T for a random unit vector v, sent back to every h_t. W, h_0 and v
+    are drawn on the CPU (the same for every device), the recurrence runs on ``device``.
     """
     if not radius > 0:
         raise ValueError(f"radius must be positive, got {radius}")
-    w = random_matrix_with_radius(size, radius, generator)
-    h = torch.randn(size, generator=generator, dtype=torch.float64)
+    w = random_matrix_with_radius(size, radius, generator).to(device)
+    h = torch.randn(size, generator=generator, dtype=torch.float64).to(device)
     h = (h / h.norm()).requires_grad_(True)
     states = [h]
     for _ in range(steps):
         nxt = states[-1] @ w  # row vector times W: h_t = W^T h_{t-1}
         nxt.retain_grad()
         states.append(nxt)
-    v = torch.randn(size, generator=generator, dtype=torch.float64)
+    v = torch.randn(size, generator=generator, dtype=torch.float64).to(device)
     (states[-1] @ (v / v.norm())).backward()
     return LinearRecurrence(
         radius,

@@ -43,11 +43,15 @@ def training_curves(records: list[dict], path: str | Path, title: str = "", moni
 
 
 def _pyplot():
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # a symbol the font lacks (a control character in a user's data) is drawn as a box
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
     return plt
 
 

@@ -90,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=options.count(4, MAX_LENGTH), default=100,
                    help="steps (default 100)")  # fmt: skip
     options.add_seed(p)
+    options.add_device(p)
     p.add_argument(
         "--out", type=options.path, default="runs/lab-power", help="folder for the plot and JSON"
     )
@@ -483,6 +484,7 @@ def _radii(text: str) -> list[float]:
 
 def power(args: argparse.Namespace) -> int:
     radii = _radii(args.radii)
+    device = pick_device(args.device, World())
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a directory")
@@ -496,7 +498,7 @@ def power(args: argparse.Namespace) -> int:
     )
     for i, radius in enumerate(radii):
         rec = linear_recurrence(
-            radius, args.size, args.length, torch.Generator().manual_seed(args.seed + i)
+            radius, args.size, args.length, torch.Generator().manual_seed(args.seed + i), device
         )
         predicted, state, grad = rec.predicted_rate, rec.state_rate(), rec.gradient_rate()
         error = (

@@ -35,6 +35,7 @@ from ..training import Monitor
 from . import options
 from .common import (
     add_train_options,
+    check_memory,
     check_model_options,
     owned_run,
     read_run,
@@ -43,6 +44,7 @@ from .common import (
 )
 
 TASK = "text"
+BYTES_PER_CHARACTER = 24  # the string, its UTF-32 code points as int64, the ids, the batches
 UNKNOWN = "\ufffd"  # stands for the characters rarer than --min-count
 STDLIB_MIN_COUNT = (
     20  # the standard library has 222 distinct characters; 102 occur 20 times or more
@@ -114,6 +116,17 @@ def load_corpus(path: str | None) -> Corpus:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"--data {path}: no such file or folder")
+    size = (
+        p.stat().st_size
+        if p.is_file()
+        else sum(q.stat().st_size for q in p.rglob("*") if q.is_file())
+    )
+    check_memory(
+        BYTES_PER_CHARACTER * size,
+        f"--data {path}: {size / 2**30:,.1f} GiB of text, at about {BYTES_PER_CHARACTER} bytes a "
+        "character once read and encoded,",
+        "give a smaller part of it",
+    )
     if p.is_file():
         text = _decode_file(p)
         if not text:

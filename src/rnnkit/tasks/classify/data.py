@@ -249,6 +249,9 @@ def read_file(
 
 
 # -- checks ----------------------------------------------------------------------------
+LARGEST = 1e30  # float32 ends at 3.4e38, and the variance squares the values first
+
+
 def check(data: LabelledSeries) -> LabelledSeries:
     """No empty set, no missing values, one number of channels."""
     if len(data) == 0:
@@ -267,6 +270,12 @@ def check(data: LabelledSeries) -> LabelledSeries:
             raise ValueError(
                 f"{data.source}: series {i + 1} has a missing value at step {step + 1}"
                 f"{f', channel {channel + 1}' if s.shape[1] > 1 else ''}; fill or drop it before training"
+            )
+        largest = float(np.abs(s).max())
+        if largest > LARGEST:
+            raise ValueError(
+                f"{data.source}: series {i + 1} holds {largest:.3g}, beyond what 32-bit floats "
+                f"hold with room to standardise (|x| <= {LARGEST:g}); rescale the data"
             )
     return data
 
