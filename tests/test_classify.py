@@ -102,7 +102,7 @@ def test_training_and_test_sets_must_agree(tmp_path):
         data.check_training(data.LabelledSeries(one, np.array(["slow"] * 4), "train.npz"))
     nan = [s.copy() for s in one]
     nan[2][5, 0] = np.nan
-    with pytest.raises(ValueError, match="series 3 has a missing value at step 6"):
+    with pytest.raises(ValueError, match="series 3 has a missing or infinite value at step 6"):
         data.check(data.LabelledSeries(nan, labels, "train.npz"))
 
 
@@ -232,7 +232,7 @@ def test_train_eval_predict_end_to_end(files, tmp_path, capsys, kind):
         code, _, err = cli(capsys, "classify", "predict", out, "--input", test, "--out", out / name)
         assert code == 2 and f"would overwrite the run's own {name}" in err, err
     code, _, err = cli(capsys, "classify", "predict", out, "--input", test, "--out", test)
-    assert code == 2 and "is the --input file itself" in err
+    assert code == 2 and "which this command or the run reads" in err
     assert (out / "model.safetensors").read_bytes() == before
 
 

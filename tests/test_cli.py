@@ -22,7 +22,7 @@ def test_demo_trains_and_reports_against_the_baseline():
 
 def test_bad_input_is_one_line_and_status_2():
     for args, needle in [
-        (["demo", "--steps", "0"], "--steps: must be >= 1, got 0"),
+        (["demo", "--steps", "0"], "--steps: must be in [1, 100000000], got 0"),
         (["demo", "--compare", "foo"], "unknown cell 'foo'"),
         (["demo", "--cell", "foo"], "invalid choice"),
         (["demo", "--lr", "abc"], "--lr: 'abc' is not a number"),

@@ -243,10 +243,10 @@ def test_lab_explode_shows_what_clipping_prevents(tmp_path, capsys):
             "--seeds: must be in [1, 1000], got 0",
         ),
         (["lab", "gradients", "--length", "0"], "--length: must be in [1, 100000], got 0"),
-        (["lab", "gradients", "--radius", "-1"], "--radius: must be > 0, got -1"),
+        (["lab", "gradients", "--radius", "-1"], "--radius: must be in (0, 100], got -1"),
         (["lab", "gradients", "--task", "adding", "--length", "1"], "--length must be >= 2"),
-        (["lab", "power", "--radii", "0.9,-1"], "--radii must list positive numbers"),
-        (["lab", "explode", "--radius", "0"], "--radius: must be > 0, got 0"),
+        (["lab", "power", "--radii", "0.9,-1"], "--radii must list numbers in (0, 100]"),
+        (["lab", "explode", "--radius", "0"], "--radius: must be in (0, 100], got 0"),
         (["lab", "gradients", "--task", "sorting"], "invalid choice: 'sorting'"),
     ],
 )

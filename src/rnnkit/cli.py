@@ -25,6 +25,11 @@ from .tasks.transcribe import cli as transcribe
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs) -> None:
+        # no abbreviations: --hid for --hidden would break as soon as a --hide came along,
+        # and --resume must know which options a command line gives (see given_options)
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not usage + message
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
@@ -37,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rnnkit", description="Recurrent neural networks, from the lecture to trained models."
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="<task>", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="<task>", parser_class=_Parser, required=True
+    )
     for task in TASKS:
         task.register(sub)
     return parser
@@ -47,12 +54,16 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     """Run one command; ``started`` (``time.monotonic()``) is when the command began, from which
     a --minutes budget counts (default: now)."""
     started = time.monotonic() if started is None else started
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help(sys.stderr)
-        return 2
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # words after options (`transcribe run RUN --beam 3 cat dog`) are still words
+        if hasattr(args, "words") and not any(e.startswith("-") and e != "-" for e in extra):
+            args.words = [*args.words, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.command_started = started
+    args.given = given_options(parser, argv)
     keep_freed_memory()  # rnnkit's own process: large buffers are reused, see rnnkit.cpu
     handler = _on_sigterm()
     try:
@@ -74,6 +85,9 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
             raise
         print(f"rnnkit: error: {_out_of_memory(error)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("rnnkit: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
@@ -97,15 +111,33 @@ def _out_of_memory(error: BaseException) -> str:
     return f"out of memory ({first}); lower --batch-size or --hidden, or give shorter sequences"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding as Ctrl-C does (exit status 143 rather than 130)."""
+
+
 def _on_sigterm():
     """SIGTERM unwinds like Ctrl-C, so that a run is left as after Ctrl-C (rnnkit.ownership)."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated
 
     return signal.signal(signal.SIGTERM, stop)
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The dests of the options ``argv`` spells out (abbreviations are off, see _Parser)."""
+    dests: dict[str, str] = {}
+    todo = [parser]
+    while todo:
+        p = todo.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+            for flag in action.option_strings:
+                dests[flag] = action.dest
+    return {dests[t.split("=", 1)[0]] for t in argv if t.split("=", 1)[0] in dests}
 
 
 def process_started() -> float:
@@ -124,8 +156,37 @@ def process_started() -> float:
         return time.monotonic()
 
 
+class _PipeSafe:
+    """stdout that outlives its reader: once a pipe closes (``rnnkit ... | head``), further output
+    goes nowhere and the command goes on, so a training is not lost to a closed pipe."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.broken = stream, False
+
+    def _guard(self, call, *args):
+        if self.broken:
+            return None
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            self.broken = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            return None
+
+    def write(self, text: str) -> int:
+        self._guard(self.stream.write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._guard(self.stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def run() -> None:
     """Entry point: ``main`` and its exit status."""
+    sys.stdout = _PipeSafe(sys.stdout)
     code = main(started=process_started())
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun, gloo's worker threads can still hold tensors when the

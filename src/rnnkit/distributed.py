@@ -57,14 +57,27 @@ def any_rank(flag: bool, world: World, device: torch.device) -> bool:
 
 
 def check_device(requested: str) -> torch.device:
-    """``--device`` as a torch device, or a one-line error."""
+    """``--device`` as a torch device rnnkit can run on here, or a one-line error."""
     try:
         device = torch.device(requested)
     except RuntimeError:
         raise ValueError(f"--device {requested}: not a device (cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {requested}: CUDA is not available on this machine; use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {requested}: Apple's MPS is not available on this machine")
+    elif device.type != "cpu":
         raise ValueError(
-            f"--device {requested}: CUDA is not available on this machine; use --device cpu"
+            f"--device {requested}: rnnkit runs on cpu, cuda or cuda:N (and mps on a Mac), "
+            f"not on {device.type}"
         )
     return device
 

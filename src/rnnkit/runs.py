@@ -58,21 +58,38 @@ def run_files() -> set[str]:
 
 
 def check_output(
-    run: RunDir, path: str | Path, flag: str = "--out", given: str | Path | None = None
+    run: RunDir,
+    path: str | Path,
+    flag: str = "--out",
+    given: str | Path | None = None,
+    inputs: tuple[str | Path, ...] = (),
 ) -> Path:
-    """``path`` as given, unless writing it would overwrite one of the run's own files.
+    """``path`` as given, unless writing it would lose something already saved.
 
-    ``given`` is the user's ``flag`` value when ``path`` is a file written beside it.
+    Refused: a file that ``train`` (or ``diagnose``) wrote into this run or any
+    other run directory, one of ``inputs`` (the files the command or the run
+    reads, or a file already inside a folder it reads), and a folder. ``given`` is the user's ``flag`` value when ``path``
+    is a file written beside it. A link is judged by what it points to.
     """
     path = Path(path)
     target = path.resolve()
     shown = f"{flag} {given if given is not None else path}"
-    if target.parent == run.path.resolve() and target.name in _RUN_FILES:
-        beside = f" (it writes {path.name} beside it)" if given is not None else ""
+    beside = f" (it writes {path.name} beside it)" if given is not None else ""
+    if target.name in _RUN_FILES and (target.parent / CONFIG).exists():
+        whose = "the run's own" if target.parent == run.path.resolve() else f"{target.parent}'s"
         raise ValueError(
-            f"{shown} would overwrite the run's own {target.name}{beside}; choose another name"
+            f"{shown} would overwrite {whose} {target.name}{beside}; choose another name"
         )
-    if target == run.path.resolve() or path.is_dir():
+    for source in inputs:
+        if not source:
+            continue
+        read = Path(source).resolve()
+        if target == read or (read.is_dir() and read in target.parents and target.exists()):
+            raise ValueError(
+                f"{shown} would overwrite {source}{beside}, which this command or the run reads; "
+                "choose another name"
+            )
+    if target == run.path.resolve() or target.is_dir():
         raise ValueError(f"{shown} is a folder; give a file name")
     return path
 
@@ -82,8 +99,18 @@ os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)``, then rename the result over ``path``."""
+    """Call ``write(temporary_path)``, then rename the result over ``path``.
+
+    A link is followed (its target is replaced, the link stays); a path that
+    is not a regular file (a pipe, a device such as /dev/stdout) is written
+    directly, since renaming over it would replace it.
+    """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a pipe or a device, perhaps behind a link
+        write(str(path))
+        return
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -129,6 +156,8 @@ class RunDir:
 
     def read_config(self) -> dict:
         path = self.file(CONFIG)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"{self.path} is a file, not a run directory")
         if not self.path.is_dir():
             raise ValueError(f"run directory {self.path} does not exist")
         if not path.exists():
@@ -160,6 +189,12 @@ class RunDir:
         if missing or unexpected:
             raise ValueError(
                 f"{path} does not fit the model in {CONFIG}: missing {missing}, unexpected {unexpected}"
+            )
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(
+                f"{path} holds non-finite weights ({bad[0]}): the training diverged; "
+                "train again with a lower --lr (and --clip on)"
             )
         model.load_state_dict(state)
 

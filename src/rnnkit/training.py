@@ -224,6 +224,7 @@ class Trainer:
         self.bad_in_a_row = 0
         self.skipped = 0
         self.window: list[float] = []  # training losses since the last evaluation
+        self.last_eval_finite = True  # the last evaluation's metric was finite
         self.step_seconds = 0.0  # a running mean of one training step's wall time
         self.eval_seconds = 0.0  # the last evaluation's wall time
 
@@ -277,6 +278,9 @@ class Trainer:
             self.writer.truncate_metrics(self.step, GRADIENT_FLOW)
 
     def save_checkpoint(self) -> None:
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if not (finite and self.last_eval_finite):
+            return  # weights gone bad: the last good checkpoint stays the one to resume
         state = self.state_dict()
         if self.world.distributed:
             state["carry"] = distributed.gather_carry(self.carry, self.world)
@@ -325,7 +329,10 @@ class Trainer:
                 mean = self.step_seconds
                 self.step_seconds = took if not mean else 0.9 * mean + 0.1 * took
                 progress.update(self.step, loss, self.optimizer.param_groups[0]["lr"], self.elapsed)
-                if self.step % config.eval_every == 0:
+                # under a deadline the first evaluation comes after the first step: its time
+                # tells how long the final one (and the task's work after training) will take
+                first = self.deadline is not None and self.step == 1 and not last_eval
+                if self.step % config.eval_every == 0 or first:
                     last_eval = self._evaluate()
                     if last_eval.get("solved"):
                         reason = "solved"
@@ -395,6 +402,7 @@ class Trainer:
         if name not in metrics:
             raise KeyError(f"the task's evaluate() gave no {name!r} (its monitor)")
         score = (float(metrics[name]), float(metrics[tie]) if tie else 0.0)
+        self.last_eval_finite = math.isfinite(score[0])
         score = tuple(v if math.isfinite(v) else math.inf for v in score)
         train = sum(self.window) / len(self.window) if self.window else None
         self.window = []

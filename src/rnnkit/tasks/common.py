@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 from ..cells import CELLS
@@ -144,8 +146,11 @@ def add_switch(
 def number_list(flag: str, text: str, kind: type = float) -> list:
     """'1,2,4' -> [1, 2, 4] as ``kind``, or a one-line error naming ``flag``."""
     what = "integers" if kind is int else "finite numbers"
+    items = text.split(",")
+    if len(items) > 1 and any(not v.strip() for v in items):
+        raise ValueError(f"{flag}: {text!r} has an empty item")
     try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
+        values = [kind(v) for v in items if v.strip()]
     except ValueError:
         raise ValueError(f"{flag}: {text!r} is not a comma-separated list of {what}") from None
     if not all(math.isfinite(v) for v in values):
@@ -221,13 +226,42 @@ def check_model_options(args: argparse.Namespace) -> None:
     )
 
 
-def run_dir(args: argparse.Namespace, task: str) -> RunDir:
+def run_dir(args: argparse.Namespace, task: str, resumed=None) -> RunDir:
     """``train``'s run directory, checked before any data is read: a directory in use, one
-    that already holds a run (unless --resume), or one with nothing to resume is refused."""
+    that already holds a run (unless --resume), or one with nothing to resume is refused.
+
+    With --resume, every option the command line leaves out takes the run's
+    value: the config keys named like their option, and what ``resumed(config)``
+    gives (a dict of option -> value: the data, options stored otherwise).
+    """
     run = RunDir(args.out or f"runs/{task}")
     if is_main_process():
         check_claim(run, args.resume, task)
+    if args.resume:
+        saved = run.read_config()
+        given = getattr(args, "given", set())
+        scalar = (int, float, str, bool, type(None))  # a list or a dict is stored otherwise
+        adopted = {k: v for k, v in saved.items() if isinstance(v, scalar) and k != "task"}
+        adopted.update(resumed(saved) if resumed else {})
+        for key, value in adopted.items():
+            if key not in given and hasattr(args, key):
+                setattr(args, key, value)
     return run
+
+
+def fingerprint(*parts) -> str:
+    """A short digest of the data (arrays, tensors, strings): --resume on changed data is refused."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            part = part.detach().cpu().numpy()
+        if isinstance(part, np.ndarray):
+            digest.update(str(part.dtype).encode() + str(part.shape).encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(str(part).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
 
 
 @contextmanager
@@ -249,8 +283,9 @@ def owned_run(
             saved = run.read_config()
             clashes = [
                 _clash(k, config.get(k), saved.get(k))
-                for k in comparable
-                if json.loads(json.dumps(config.get(k))) != saved.get(k)
+                for k in dict.fromkeys((*comparable, "data_fingerprint"))
+                if (k != "data_fingerprint" or k in saved)  # older runs have none
+                and json.loads(json.dumps(config.get(k))) != saved.get(k)
             ]
             if clashes:
                 raise ValueError(
@@ -262,6 +297,8 @@ def owned_run(
 
 def _clash(key: str, mine, saved) -> str:
     """One short clause: a long value (a vocabulary, a scaler) is summarised, not printed."""
+    if key == "data_fingerprint":
+        return "the data differ from the run's (their fingerprint changed)"
     mine = json.loads(json.dumps(mine))
     if isinstance(mine, list) and isinstance(saved, list):
         added = [v for v in mine if v not in saved]
@@ -281,12 +318,16 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+EXIT_SECONDS = 1.0  # the last checkpoint, the last lines, and the interpreter's own exit
+
+
 def command_deadline(args: argparse.Namespace, share: float = 1.0) -> float | None:
-    """When ``share`` of the --minutes budget, counted from the command's start, ends."""
+    """When ``share`` of the --minutes budget, counted from the command's start, ends (less the
+    time the command takes to exit)."""
     if args.minutes is None:
         return None
     started = getattr(args, "command_started", None) or time.monotonic()
-    return started + share * 60.0 * args.minutes
+    return started + share * 60.0 * args.minutes - EXIT_SECONDS
 
 
 def read_run(path: str, task: str) -> tuple[RunDir, dict]:

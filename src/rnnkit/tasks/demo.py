@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=options.count(2, 100_000), default=50,
                    help="sequence length T (default 50)")  # fmt: skip
     p.add_argument("--hidden", type=options.units, default=64, help="units (default 64)")
-    p.add_argument("--steps", type=options.count(1), default=2000,
+    p.add_argument("--steps", type=options.count(1, 10**8), default=2000,
                    help="training steps per cell (default 2000)")  # fmt: skip
     p.add_argument("--batch-size", type=options.batch, default=64, help="(default 64)")
     p.add_argument(

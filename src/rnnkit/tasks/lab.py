@@ -26,7 +26,7 @@ from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_meth
 from ..runs import GRADIENT_FLOW, RunDir, register_run_files, save_json
 from ..training import TrainConfig, Trainer, TrainingDiverged
 from . import longrange, options
-from .common import number_list
+from .common import number_list, task_verbs
 from .diagnose import write_diagnosis
 from .synthetic import PROBLEMS
 
@@ -35,13 +35,13 @@ RESULT = "result.json"
 register_run_files(RESULT)
 # Sequences longer than this would hold T x batch x units of activations for BPTT.
 MAX_LENGTH = 100_000
+MAX_RADIUS = 100.0  # a spectral radius past this overflows float32 within a few dozen steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    lab = subparsers.add_parser(
-        "lab", help="vanishing and exploding gradients, measured; their cures compared"
+    verbs = task_verbs(
+        subparsers, TASK, "vanishing and exploding gradients, measured; their cures compared"
     )
-    verbs = lab.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(lab))
 
     p = verbs.add_parser(
         "gradients",
@@ -105,13 +105,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or huge (over 100 times the median norm of the first ten steps) and reports the final test MSE.",
     )
     p.add_argument(
-        "--radius", type=options.positive(), default=1.5,
-        help="initial spectral radius (default 1.5)",
+        "--radius", type=options.positive(MAX_RADIUS), default=1.5,
+        help="initial spectral radius (default 1.5; above 1 for the gradient to explode)",
     )  # fmt: skip
     p.add_argument("--length", type=options.count(2, MAX_LENGTH), default=50,
                    help="sequence length (default 50)")  # fmt: skip
     p.add_argument("--hidden", type=options.units, default=64, help="units (default 64)")
-    p.add_argument("--steps", type=options.count(1), default=300, help="SGD steps (default 300)")
+    p.add_argument(
+        "--steps", type=options.count(1, 10**8), default=300, help="SGD steps (default 300)"
+    )
     p.add_argument("--batch-size", type=options.batch, default=32, help="(default 32)")
     p.add_argument("--lr", type=options.positive(options.MAX_LR), default=0.05,
                    help="SGD learning rate (default 0.05)")  # fmt: skip
@@ -172,7 +174,7 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
     )
     g.add_argument(
         "--radius",
-        type=options.positive(),
+        type=options.positive(MAX_RADIUS),
         help="rescale the recurrent weights to this spectral radius",
     )
     g.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"))
@@ -183,7 +185,7 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
     )
     g.add_argument(
         "--max-timescale",
-        type=options.real(2.0, low_open=True),
+        type=options.real(2.0, 1e6, low_open=True),
         help="leaky and chrono time scales up to this (default T)",
     )
 
@@ -206,7 +208,8 @@ def _training_options(
     text = f"steps per run (default {steps})" + (
         "; 0 measures the initialisation" if zero_steps else ""
     )
-    g.add_argument("--steps", type=options.count(0 if zero_steps else 1), default=steps, help=text)
+    g.add_argument("--steps", type=options.count(0 if zero_steps else 1, 10**8), default=steps,
+                   help=text)  # fmt: skip
     g.add_argument("--minutes", type=options.positive(1e6), help="time budget per run")
     g.add_argument("--eval-every", type=options.count(1), default=eval_every,
                    help=f"(default {eval_every})")  # fmt: skip
@@ -376,9 +379,18 @@ def gradients(args: argparse.Namespace) -> int:
 def _configurations(args: argparse.Namespace) -> list[tuple[str, list[int] | None]]:
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     dilated = [c.strip() for c in args.dilated_cells.split(",") if c.strip()]
-    for cell in cells + dilated:
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; choose from {', '.join(sorted(CELLS))}")
+    for flag, names in (("--cells", cells), ("--dilated-cells", dilated)):
+        for cell in names:
+            if cell not in CELLS:
+                raise ValueError(
+                    f"{flag}: unknown cell {cell!r}; choose from {', '.join(sorted(CELLS))}"
+                )
+            if names.count(cell) > 1:
+                raise ValueError(f"{flag} names {cell!r} twice")
+    if args.dilations and not dilated:
+        raise ValueError(
+            "--dilations needs --dilated-cells to name the cells of the dilated stacks"
+        )
     configs: list[tuple[str, list[int] | None]] = [(c, None) for c in cells]
     for text in args.dilations:
         configs += [(c, longrange.parse_dilations(text)) for c in dilated]
@@ -477,8 +489,8 @@ def _print_table(rows: list[dict], baseline: float) -> None:
 
 def _radii(text: str) -> list[float]:
     radii = number_list("--radii", text)
-    if not radii or any(not r > 0 for r in radii):
-        raise ValueError(f"--radii must list positive numbers, got {text!r}")
+    if not radii or any(not 0 < r <= MAX_RADIUS for r in radii):
+        raise ValueError(f"--radii must list numbers in (0, {MAX_RADIUS:g}], got {text!r}")
     return radii
 
 

@@ -44,11 +44,12 @@ class Number:
         self.__name__ = "integer" if kind is int else "number"  # argparse's 'invalid <name> value'
 
     def describe(self) -> str:
-        lo = None if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-        hi = None if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        show = (lambda v: str(int(v))) if self.kind is int else (lambda v: f"{v:g}")
+        lo = None if self.low is None else f"{'>' if self.low_open else '>='} {show(self.low)}"
+        hi = None if self.high is None else f"{'<' if self.high_open else '<='} {show(self.high)}"
         if lo and hi:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"in {left}{self.low:g}, {self.high:g}{right}"
+            return f"in {left}{show(self.low)}, {show(self.high)}{right}"
         return lo or hi or "a finite number"
 
     def __call__(self, text: str) -> int | float:

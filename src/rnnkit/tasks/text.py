@@ -37,10 +37,13 @@ from .common import (
     add_train_options,
     check_memory,
     check_model_options,
+    fingerprint,
     owned_run,
     read_run,
     run_dir,
     run_training,
+    task_verbs,
+    warn,
 )
 
 TASK = "text"
@@ -87,7 +90,7 @@ def _decode_file(path: Path) -> str:
     if b"\x00" in raw[: 1 << 20]:
         raise ValueError(f"{path} is a binary file, not text")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").replace("\r\n", "\n")  # Windows line ends: one symbol, not two
     except UnicodeDecodeError as error:
         raise ValueError(
             f"{path} is not valid UTF-8 (byte {error.start}: {raw[error.start : error.start + 1]!r})"
@@ -303,20 +306,30 @@ class RandomWindows:
 def stream_loss(
     model: SequenceTagger, ids: Tensor, device: torch.device, rows: int = 16, chunk: int = 256
 ) -> tuple[float, int]:
-    """Mean negative log-likelihood (nats per character) over a whole stream, state carried."""
-    rows = max(1, min(rows, (len(ids) - 1) // 2))
-    row_len = len(ids) // rows
-    layout = ids[: rows * row_len].view(rows, row_len).to(device)
-    total, count, state = 0.0, 0, None
-    for start in range(0, row_len - 1, chunk):
-        piece = layout[:, start : start + chunk + 1]
-        logits, state = model(piece[:, :-1], state=state)
+    """Mean negative log-likelihood (nats per character) of every character after the first.
+
+    The stream is read as ``rows`` parallel rows (the last one padded), the
+    state carried along each; a row's first character is predicted from a
+    blank state.
+    """
+    inputs, targets = ids[:-1], ids[1:]
+    count = len(inputs)
+    rows = max(1, min(rows, count))
+    row_len = math.ceil(count / rows)
+    pad = rows * row_len - count
+    inputs = F.pad(inputs, (0, pad), value=0).view(rows, row_len).to(device)
+    targets = F.pad(targets, (0, pad), value=-100).view(rows, row_len).to(device)
+    total, state = 0.0, None
+    for start in range(0, row_len, chunk):
+        logits, state = model(inputs[:, start : start + chunk], state=state)
         total += float(
             F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), piece[:, 1:].reshape(-1), reduction="sum"
+                logits.reshape(-1, logits.shape[-1]),
+                targets[:, start : start + chunk].reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
             )
         )
-        count += piece[:, 1:].numel()
     return total / max(count, 1), count
 
 
@@ -422,8 +435,7 @@ def split(ids: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
 
 # -- commands ---------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
-    text = subparsers.add_parser("text", help="next-character prediction and text generation")
-    verbs = text.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(text))
+    verbs = task_verbs(subparsers, TASK, "next-character prediction and text generation")
 
     p = verbs.add_parser(
         "train",
@@ -503,6 +515,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
+    # in use, already a run, nothing to resume: said before the text is read
+    run_dir(args, TASK, resumed=lambda saved: {"data": saved["data"].get("path")})
     if args.steps is None and args.epochs is None and args.minutes is None:
         args.minutes = 5.0
     apply_budget_defaults(args)
@@ -511,7 +525,6 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(
             "--bidirectional cannot predict the next character: it would read the future"
         )
-    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the text is read
     corpus = load_corpus(args.data)
     min_count = args.min_count or (STDLIB_MIN_COUNT if args.data is None else 1)
     train_text_len = len(corpus.text) - int(len(corpus.text) * args.val_fraction)
@@ -532,6 +545,7 @@ def train(args: argparse.Namespace) -> int:
         "bptt": args.bptt,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        "data_fingerprint": fingerprint(corpus.text),
     }
     comparable = (
         "data",
@@ -592,17 +606,25 @@ def sample(args: argparse.Namespace) -> int:
         raise ValueError("--prime must hold at least one character")
     config, model, vocab, device = load_run(args.run_dir, args.device)
     unknown = vocab.unknown_chars(args.prime)
-    if unknown:
+    if unknown and "prime" not in args.given:  # the default newline, never seen: any character
+        args.prime = " " if " " in vocab.index else vocab.chars[0]
+        unknown = vocab.unknown_chars(args.prime)
+    if unknown and UNKNOWN not in vocab.index:
         raise ValueError(
             f"--prime has characters the model never saw: {', '.join(repr(c) for c in unknown)}"
         )
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    prime = vocab.encode(args.prime).to(device)[None, :]
+    prime = vocab.encode(args.prime, strict=False).to(device)[None, :]  # rare ones: UNKNOWN
     out = sys.stdout
     out.write(args.prime)
     with torch.no_grad():
         logits, state = model(prime)
         logits = logits[:, -1]
+        if not torch.isfinite(logits).all():
+            raise ValueError(
+                "the model's outputs are not finite: its training diverged; "
+                "train again with a lower --lr"
+            )
         for _ in range(args.length):
             token = decoding.choose(logits, args.temperature, args.top_k, generator)
             out.write(vocab.chars[int(token)])
@@ -615,7 +637,13 @@ def sample(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     config, model, vocab, device = load_run(args.run_dir, args.device)
     if args.data:
-        ids = vocab.encode(load_corpus(args.data).text, strict=UNKNOWN not in vocab.index)
+        text = load_corpus(args.data).text
+        unseen = vocab.unknown_chars(text)
+        ids = vocab.encode(text, strict=UNKNOWN not in vocab.index)
+        if unseen:
+            shown = ", ".join(repr(c) for c in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+            warn(f"{len(unseen)} characters the model never saw ({shown}) are scored as its "
+                 "rare-character symbol")  # fmt: skip
         what = args.data
     else:
         source = config["data"]
@@ -625,6 +653,8 @@ def evaluate(args: argparse.Namespace) -> int:
     if len(ids) < 2:
         raise ValueError("the evaluation text needs at least two characters")
     loss, count = stream_loss(model, ids, device)
+    if not math.isfinite(loss):
+        raise ValueError("the model's loss is not finite: its training diverged; train again")
     result = {"loss": loss, "bpc": loss / math.log(2), "characters": count}
     print(f"{what}: {loss:.4f} nats/char, {result['bpc']:.4f} bits/char over {count:,} characters")
     if args.json:

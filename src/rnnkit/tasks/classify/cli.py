@@ -26,6 +26,7 @@ from ..common import (
     check_memory,
     check_model_options,
     command_deadline,
+    fingerprint,
     owned_run,
     read_run,
     run_dir,
@@ -33,6 +34,7 @@ from ..common import (
     run_verb,
     task_verbs,
     train_config,
+    warn,
 )
 from . import data
 from .model import Ensemble
@@ -169,7 +171,18 @@ def phase_one_share(args: argparse.Namespace) -> float:
     return 1.0 / (1.0 + args.ensemble / 2.0) if args.refit else 1.0
 
 
+def resumed_options(saved: dict) -> dict:
+    """A classify run's data options, as --resume takes them from its config."""
+    source = saved["source"]
+    if source["kind"] == "named":
+        return {"dataset": source["name"], "train": None, "test": None}
+    return {"dataset": None, "train": source["train"], "test": source["test"],
+            "label_col": source.get("label_col", "label")}  # fmt: skip
+
+
 def train(args: argparse.Namespace) -> int:
+    # in use, already a run, nothing to resume: said before the data is read
+    run_dir(args, TASK, resumed_options)
     check_model_options(args)
     if args.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--refit trains in one process; run it without torchrun")
@@ -178,7 +191,6 @@ def train(args: argparse.Namespace) -> int:
     if args.ensemble > 1 and not args.refit:
         raise ValueError("--ensemble refits its members on every training series: drop --no-refit")
     source = source_config(args)
-    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
     config = {"task": TASK, "source": source}
     print(f"classify: reading {data.describe_source(source)}", flush=True)
     training = load_training(config)
@@ -210,6 +222,9 @@ def train(args: argparse.Namespace) -> int:
         ensemble=args.ensemble,
     )
     config["scaler"] = fit_scaler(data.z_normalise(fitted) if args.znorm else fitted)
+    config["data_fingerprint"] = fingerprint(
+        *training.series, training.labels, *test.series, test.labels
+    )
     comparable = tuple(k for k in config if k not in ("task", "scaler"))
     lengths = training.lengths
     check_memory(
@@ -330,9 +345,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    out = check_output(run, args.out or run.file(PREDICTIONS))
-    if out.resolve() == Path(args.input).resolve():
-        raise ValueError(f"--out {out} is the --input file itself; choose another name")
+    source = config["source"]
+    out = check_output(run, args.out or run.file(PREDICTIONS),
+                       inputs=(args.input, source.get("train"), source.get("test")))  # fmt: skip
     label_col = config["source"].get("label_col", "label")
     series = data.read_file(args.input, label_col, need_labels=False)
     if series.channels != config["channels"]:
@@ -343,6 +358,12 @@ def predict(args: argparse.Namespace) -> int:
     proba = predict_proba(model, encode(series, config, labelled=False))
     write_predictions(out, proba, config["classes"], series.labels)
     labelled = series.labels != ""
+    foreign = sorted(set(series.labels[labelled].tolist()) - set(config["classes"]))
+    if foreign:
+        warn(f"{args.input} has labels the model does not know ({', '.join(map(repr, foreign[:5]))}); "
+             f"its classes are {', '.join(map(repr, config['classes'][:10]))}: those series "
+             "are left out of the accuracy")  # fmt: skip
+        labelled &= np.isin(series.labels, config["classes"])
     line = f"{len(series)} series -> {out}"
     if labelled.any():
         predicted = np.array(config["classes"])[proba.argmax(1)]

@@ -192,6 +192,9 @@ def read_csv(path: Path, label_col: str, need_labels: bool = True) -> LabelledSe
 
 def read_npz(path: Path, need_labels: bool = True) -> LabelledSeries:
     """Arrays ``x`` (N, T) or (N, T, C), ``y`` (N,), optional ``lengths`` (N,); no pickles."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise ValueError(f"{path} is not a .npz archive (numpy.savez writes one)")
     try:
         arrays = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as error:
@@ -204,6 +207,8 @@ def read_npz(path: Path, need_labels: bool = True) -> LabelledSeries:
                 " (x: (N, T) or (N, T, C) series, y: N labels, lengths: optional)"
             )
         try:  # the arrays are read here, lazily: an object array refuses to load now
+            if np.iscomplexobj(arrays["x"]):
+                raise ValueError("x holds complex numbers; give real-valued series")
             x = np.asarray(arrays["x"], dtype=np.float64)
             y = np.asarray(arrays["y"]) if "y" in arrays.files else None
             lengths = np.asarray(arrays["lengths"]) if "lengths" in arrays.files else None
@@ -268,7 +273,7 @@ def check(data: LabelledSeries) -> LabelledSeries:
         if bad.any():
             step, channel = np.argwhere(bad)[0]
             raise ValueError(
-                f"{data.source}: series {i + 1} has a missing value at step {step + 1}"
+                f"{data.source}: series {i + 1} has a missing or infinite value at step {step + 1}"
                 f"{f', channel {channel + 1}' if s.shape[1] > 1 else ''}; fill or drop it before training"
             )
         largest = float(np.abs(s).max())

@@ -15,11 +15,14 @@ from .. import options
 from ..common import (
     add_train_options,
     check_model_options,
+    fingerprint,
     number_list,
     owned_run,
     read_run,
     run_dir,
     run_training,
+    task_verbs,
+    warn,
 )
 from . import calibration, prepare
 from .calibration import apply_shifts, fit_shifts
@@ -44,10 +47,7 @@ DEFAULTS = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    forecast = subparsers.add_parser(
-        "forecast", help="forecast time series from a CSV, against baselines"
-    )
-    verbs = forecast.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(forecast))
+    verbs = task_verbs(subparsers, TASK, "forecast time series from a CSV, against baselines")
     p = verbs.add_parser(
         "train",
         help="train a forecaster on a CSV (or a built-in data set)",
@@ -124,6 +124,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a CSV with the run's columns (default: the data the run was trained on)",
     )
     p.add_argument(
+        "--fill", choices=FILLS, help="what to do with missing values (default: the run's)"
+    )
+    p.add_argument(
         "--out",
         type=options.path,
         help="CSV of forecasts to write (default RUN/forecast.csv); PNGs beside it",
@@ -146,8 +149,12 @@ def parse_quantiles(text: str | None) -> list[float]:
     return check_quantiles(number_list("--quantiles", text))
 
 
-def _names(text: str | None) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+def _names(text: str | None, flag: str = "--target") -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()] if text else []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{flag} names {', '.join(map(repr, twice))} twice")
+    return names
 
 
 def data_config(args: argparse.Namespace) -> dict:
@@ -162,14 +169,17 @@ def data_config(args: argparse.Namespace) -> dict:
     if args.csv:
         if not args.target:
             raise ValueError("--csv needs --target: the column(s) to forecast")
-        source, time_col = {"kind": "csv", "path": args.csv}, args.time_col
-        targets, features = _names(args.target), _names(args.features)
+        # resolved: eval and predict find it from any folder, and --resume compares it as one
+        source, time_col = {"kind": "csv", "path": str(Path(args.csv).resolve())}, args.time_col
+        targets, features = _names(args.target), _names(args.features, "--features")
     else:
         name = args.data or "seattle-weather"
         known = BUILTIN[name]
         source, time_col = {"kind": "builtin", "name": name}, known["time"]
         targets = _names(args.target) or known["target"]
-        features = _names(args.features) if args.features is not None else known["features"]
+        features = (
+            _names(args.features, "--features") if args.features is not None else known["features"]
+        )
     overlap = set(targets) & set(features)
     if overlap:
         raise ValueError(f"{', '.join(sorted(overlap))} is both a target and a feature")
@@ -186,7 +196,22 @@ def data_config(args: argparse.Namespace) -> dict:
     }
 
 
+def resumed_options(saved: dict) -> dict:
+    """A forecast run's data options, as --resume takes them from its config."""
+    source, quantiles = saved["source"], saved.get("quantiles") or []
+    return {
+        "csv": source.get("path") if source["kind"] == "csv" else None,
+        "data": source.get("name") if source["kind"] == "builtin" else None,
+        "target": ",".join(saved["targets"]),
+        "features": ",".join(saved["features"]),
+        "quantiles": ",".join(f"{q:g}" for q in quantiles) or None,
+        "no_calendar": not saved.get("calendar", True),
+    }
+
+
 def train(args: argparse.Namespace) -> int:
+    # in use, already a run, nothing to resume: said before the data is read
+    run_dir(args, TASK, resumed_options)
     if args.steps is None and args.epochs is None and args.minutes is None:
         args.minutes = 2.0
     check_model_options(args)
@@ -217,8 +242,8 @@ def train(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "seed": args.seed,
     }
-    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
     series = build_series(config)  # every data error surfaces before a run directory is made
+    config["data_fingerprint"] = fingerprint(series.raw, series.times)
     config["season"] = series.season
     config["channels"] = series.names
     config["scaler"] = series.scaler.state()
@@ -292,14 +317,21 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    out = check_output(run, args.out or run.file(PREDICTIONS))
-    for derived in (out.with_suffix(".png"), out.with_name(out.stem + "_error_by_horizon.png")):
-        check_output(run, derived, given=out)
-    if args.csv and out.resolve() == Path(args.csv).resolve():
-        raise ValueError(f"--out {out} is the --csv file itself; choose another name")
+    reads = (args.csv, config["source"].get("path"))
+    out = check_output(run, args.out or run.file(PREDICTIONS), inputs=reads)
+    plots = (out.with_suffix(".png"), out.with_name(out.stem + "_error_by_horizon.png"))
+    if out.suffix.lower() == ".png":
+        raise ValueError(f"--out {out}: the forecast is a CSV, its plot goes beside it as "
+                         f"{plots[0].name}; give a .csv name")  # fmt: skip
+    plain = not out.exists() or out.resolve().is_file()  # not a pipe or a device
+    if plain:
+        for derived in plots:
+            check_output(run, derived, given=out, inputs=reads)
     source = dict(config)
     if args.csv:
         source["source"] = {"kind": "csv", "path": args.csv}
+    if args.fill:
+        source["fill"] = args.fill
     table = load_table(source)
     model = build_model(config, len(config["channels"]))
     run.load_weights(model)
@@ -309,6 +341,9 @@ def predict(args: argparse.Namespace) -> int:
     if shifts is not None:
         values = apply_shifts(values[None], shifts)[0]
     write_forecast_csv(out, times, values, config["targets"], config.get("quantiles"))
+    if not plain:
+        warn(f"--out {out} is not a regular file: no plots are written beside it")
+        return 0
     history = table.matrix(config["targets"])
     plot_forecast(out.with_suffix(".png"), table.times, history, times, values, config)
     series = build_series(config) if not args.csv else None

@@ -30,6 +30,7 @@ class Table:
     times: np.ndarray | None = None  # datetime64[s] (N,), sorted, unique
     lines: np.ndarray | None = None  # the file line of every row (for messages)
     source: dict = field(default_factory=dict)
+    offset: int | None = None  # the UTC offset (seconds) of the last row's time, when it had one
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -44,11 +45,24 @@ def _lines_text(lines: list[int], limit: int = 5) -> str:
     return shown + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
 
 
+class _WithOffset(datetime):
+    """A UTC time that remembers the offset it was written with."""
+
+    utc_offset: int = 0
+
+    @classmethod
+    def of(cls, moment: datetime, offset: int) -> _WithOffset:
+        out = cls(*moment.timetuple()[:6], moment.microsecond)
+        out.utc_offset = offset
+        return out
+
+
 def parse_time(text: str) -> datetime:
     """ISO 8601 dates and times ('2012-01-31', '2012-01-31 13:00', '2012-01'), or a year.
 
     A time with a UTC offset ('...+02:00', '...Z') is taken in UTC, so that a
-    change of offset (summer time) neither repeats nor skips an hour.
+    change of offset (summer time) neither repeats nor skips an hour; the
+    offset is kept on the result (``utc_offset``) for writing times back.
     """
     text = text.strip()
     for candidate in (text, text.replace("/", "-")):
@@ -58,7 +72,9 @@ def parse_time(text: str) -> datetime:
             pass
         else:
             if parsed.tzinfo is not None:
+                offset = parsed.utcoffset()
                 parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+                return _WithOffset.of(parsed, int(offset.total_seconds()))
             return parsed
         for fmt in ("%Y-%m", "%Y", "%b %d %Y", "%d.%m.%Y"):
             try:
@@ -105,6 +121,8 @@ def read_csv(
     for name in wanted:
         if name not in header:
             raise ValueError(f"{path} has no column {name!r}; its columns are {', '.join(header)}")
+        if header.count(name) > 1:
+            raise ValueError(f"{path}: the header names column {name!r} {header.count(name)} times")
     index = {name: header.index(name) for name in wanted}
     lines = np.array([n for n, _ in body])
     values: dict[str, np.ndarray] = {}
@@ -138,8 +156,11 @@ def read_csv(
                     f"{path} line {n}: time column {time_col!r} holds {cell!r}, not a date or time "
                     "(write ISO 8601: 2024-01-31 or 2024-01-31 13:00)"
                 ) from None
-        times = np.array(parsed, dtype="datetime64[s]")
-    table = Table(values, times, lines, {"kind": "csv", "path": str(path.resolve())})
+        offset = getattr(parsed[-1], "utc_offset", None) if parsed else None
+        times = np.array([datetime(*p.timetuple()[:6]) for p in parsed], dtype="datetime64[s]")
+    else:
+        offset = None
+    table = Table(values, times, lines, {"kind": "csv", "path": str(path.resolve())}, offset)
     table = fill_missing(table, fill, str(path))
     if times is not None:
         check_times(table, time_col, str(path))
@@ -174,6 +195,7 @@ def fill_missing(table: Table, fill: str | None, where: str) -> Table:
             None if table.times is None else table.times[keep],
             None if table.lines is None else table.lines[keep],
             table.source,
+            table.offset,
         )
     filled = {}
     for name, values in table.columns.items():
@@ -194,7 +216,7 @@ def fill_missing(table: Table, fill: str | None, where: str) -> Table:
             out = values[last]
             out[: known[0]] = values[known[0]]
         filled[name] = out
-    return Table(filled, table.times, table.lines, table.source)
+    return Table(filled, table.times, table.lines, table.source, table.offset)
 
 
 def check_times(table: Table, time_col: str, where: str) -> None:
@@ -263,12 +285,20 @@ def calendar_frequency(times: np.ndarray) -> str | None:
     return None
 
 
-def future_times(times: np.ndarray, horizon: int) -> list[str]:
+def future_times(times: np.ndarray, horizon: int, offset: int | None = None) -> list[str]:
     """The ``horizon`` timestamps after the last, stepping by the series' own calendar: month
     starts stay month starts, quarters quarters, business days skip weekends; a series with
-    no calendar frequency steps by its median interval."""
+    no calendar frequency steps by its median interval.
+
+    With ``offset`` (the input's UTC offset, in seconds) the calendar is the
+    local one of that offset and the times are written with it ('+02:00').
+    """
     import pandas as pd
 
+    if offset is not None:
+        local = future_times(times + np.timedelta64(offset, "s"), horizon)
+        sign, size = ("+" if offset >= 0 else "-"), abs(offset)
+        return [f"{t}{sign}{size // 3600:02d}:{size % 3600 // 60:02d}" for t in local]
     frequency = calendar_frequency(times)
     last = pd.Timestamp(times[-1])
     if frequency is not None:
@@ -285,7 +315,8 @@ def future_times(times: np.ndarray, horizon: int) -> list[str]:
 
 
 def infer_season(times: np.ndarray | None) -> int:
-    """The usual season for the sampling interval: 24 hourly, 7 daily, 52 weekly, 12 monthly, 4 quarterly.
+    """The usual season for the sampling interval: the steps of a day under an hour (96 for
+    quarter hours), 24 hourly, 7 daily, 52 weekly, 12 monthly, 4 quarterly.
 
     1 (no season: seasonal naive is then persistence) when there is no time
     column or the interval is none of these.
@@ -293,6 +324,8 @@ def infer_season(times: np.ndarray | None) -> int:
     if times is None or len(times) < 2:
         return 1
     step = median_step_seconds(times)
+    if 0 < step < _HOUR and _DAY % step == 0:  # minutes: the daily cycle, 96 for quarter hours
+        return int(_DAY // step)
     for seconds, season in (
         (_HOUR, 24),
         (_DAY, 7),

@@ -144,6 +144,10 @@ def check_quantiles(quantiles: Sequence[float]) -> list[float]:
         raise ValueError(f"--quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
     if values and 0.5 not in values:
         values = sorted(values + [0.5])
+    if values == [0.5]:
+        raise ValueError(
+            "--quantiles needs a quantile besides the median 0.5: an interval has two ends"
+        )
     return values
 
 

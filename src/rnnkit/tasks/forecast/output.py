@@ -42,7 +42,7 @@ def forecast_after_end(model, table: Table, config: dict) -> tuple[list[str], np
         pred = model(torch.as_tensor(encoded.inputs, device=device)).double().cpu().numpy()
     values = scaler.inverse_targets(prepare.decode(pred, encoded), k)[0]  # (H, K) or (H, K, Q)
     if table.times is not None:
-        times = future_times(table.times, horizon)
+        times = future_times(table.times, horizon, table.offset)
     else:
         times = [str(len(table) + h) for h in range(horizon)]
     return times, values
@@ -74,7 +74,10 @@ def plot_forecast(
     shown = min(len(history), 6 * config["window"])
     if history_times is not None:
         past = history_times[-shown:].astype("datetime64[s]").astype(object)
-        future = np.array(times, dtype="datetime64[s]").astype(object)
+        import pandas as pd
+
+        # the times as written may carry the input's UTC offset; the history is in UTC
+        future = pd.to_datetime(times, utc=True).tz_localize(None).to_pydatetime()
     else:
         past = np.arange(len(history) - shown, len(history))
         future = np.arange(len(history), len(history) + len(times))

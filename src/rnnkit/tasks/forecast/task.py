@@ -36,6 +36,7 @@ class Series:
     split: windows.Split
     scaler: windows.Scaler
     season: int
+    raw: np.ndarray  # (N, C) the channels as read, before scaling
 
     def origins(self, part: str, window: int, horizon: int) -> np.ndarray:
         return windows.window_origins(self.split.part(part), window, horizon)
@@ -85,7 +86,9 @@ def build_series(config: dict, table: Table | None = None) -> Series:
             f"{np.abs(matrix[:, names.index(bad[0])]).max():.3g}): divide it by a power of ten first"
         )
     season = config.get("season") or infer_season(table.times)
-    return Series(scaled, matrix[:, :k].copy(), names, k, table.times, split, scaler, season)
+    return Series(
+        scaled, matrix[:, :k].copy(), names, k, table.times, split, scaler, season, matrix
+    )
 
 
 def check_targets(train: np.ndarray, targets: list[str]) -> None:

@@ -25,6 +25,7 @@ from ..common import (
     bptt_bytes,
     check_memory,
     check_model_options,
+    fingerprint,
     owned_run,
     read_run,
     run_dir,
@@ -259,13 +260,29 @@ def build_model(config: dict) -> RollModel:
     )
 
 
+def resumed_options(saved: dict) -> dict:
+    """A music run's data options, as --resume takes them from its config."""
+    source = saved["source"]
+    if source["kind"] == "jsb":
+        return {"data": source["path"], "genres": None}
+    out = {"step": next(k for k, v in STEPS.items() if v == source["step"]),
+           "transpose": source["transpose"], "held_out": source["held_out"],
+           "split_seed": source["split_seed"], "skip_bad": source["skip_bad"],
+           "max_pieces": source.get("max_pieces")}  # fmt: skip
+    if source["kind"] == "folder":
+        return {**out, "data": source["path"], "genres": None}
+    return {**out, "data": None, "genres": ",".join(source["genres"])}
+
+
 def train(args: argparse.Namespace) -> int:
+    # in use, already a run, nothing to resume: said before the data is read
+    run_dir(args, TASK, resumed_options)
     check_model_options(args)
     if args.bidirectional:
         raise ValueError("--bidirectional: a model of what comes next reads forward only")
     if args.joint_hidden is None:
         args.joint_hidden = JOINT_HIDDEN[args.output]
-    elif args.output == "bernoulli":
+    elif args.output == "bernoulli" and "joint_hidden" in getattr(args, "given", {"joint_hidden"}):
         raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
     auto = args.steps is None and args.epochs is None and args.minutes is None
     if auto:
@@ -282,7 +299,6 @@ def train(args: argparse.Namespace) -> int:
     ):
         raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
     cache = None if args.no_cache else NoteCache(cache_folder)
-    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
     parts = load_source(source, cache, args.jobs)
     longest = max(len(p) for p in parts["train"].pieces)
     check_memory(
@@ -317,6 +333,7 @@ def train(args: argparse.Namespace) -> int:
         window=args.window,
         batch_size=args.batch_size,
         seed=args.seed,
+        data_fingerprint=fingerprint(*(p for part in parts.values() for p in part.pieces)),
     )
     comparable = tuple(k for k in config if k != "task")
     steps_per_epoch = max(1, math.ceil(len(parts["train"]) / args.batch_size))
@@ -440,12 +457,12 @@ def _progress(steps: int, every: float = 10.0):
 def generate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
     check_bound("--steps", args.steps, args.max_steps, "--max-steps", "steps")
-    out = check_output(
-        run, args.out or run.file(f"generated-{args.genre or 'piece'}-{args.seed}.mid")
-    )
+    reads = (config["source"].get("path"),)  # the JSB file, or the folder of scores
+    out = check_output(run, args.out or run.file(f"generated-{args.genre or 'piece'}-{args.seed}.mid"),
+                       inputs=reads)  # fmt: skip
     if out.suffix.lower() not in (".mid", ".midi"):
         raise ValueError(f"--out {out}: a MIDI file's name ends in .mid")
-    png = check_output(run, out.with_suffix(".png"), given=out)
+    png = check_output(run, out.with_suffix(".png"), given=out, inputs=reads)
     if png.exists() and not out.exists():  # a picture that is not this file's piano roll
         raise ValueError(f"--out {out} would overwrite {png}; choose another name")
     model = build_model(config)

@@ -24,6 +24,7 @@ from ..common import (
     bptt_bytes,
     check_memory,
     check_model_options,
+    fingerprint,
     owned_run,
     read_run,
     run_dir,
@@ -224,7 +225,20 @@ def vocabularies(config: dict) -> tuple[Vocabulary, Vocabulary]:
     return Vocabulary(config["source_symbols"]), Vocabulary(config["target_symbols"])
 
 
+def resumed_options(saved: dict) -> dict:
+    """A transcription run's data options, as --resume takes them from its config."""
+    source, split = saved["source"], saved["split"]
+    out = {"test_fraction": split["test_fraction"], "val_fraction": split["val_fraction"],
+           "split_seed": split["seed"]}  # fmt: skip
+    if source["kind"] == "pairs":
+        return {**out, "pairs": source["path"], "source_tokens": source["source_tokens"],
+                "target_tokens": source["target_tokens"]}  # fmt: skip
+    return {**out, "pairs": None, "stress": source["stress"]}
+
+
 def train(args: argparse.Namespace) -> int:
+    # in use, already a run, nothing to resume: said before the data is read
+    run_dir(args, TASK, resumed_options)
     check_model_options(args)
     config: dict = {"task": TASK, "source": source_config(args)}
     config["split"] = {
@@ -239,7 +253,6 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(
             "scheduled sampling needs --sampling-steps (or a --steps or --epochs budget)"
         )
-    run_dir(args, TASK)  # in use, already a run, nothing to resume: said before the data is read
     train_pairs, val_pairs, test_pairs = split(config, args.max_length)
     config["split"]["counts"] = [len(train_pairs), len(val_pairs), len(test_pairs)]
     source = Vocabulary.of(p.source for p in train_pairs)
@@ -260,6 +273,9 @@ def train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         teacher_forcing_final=args.teacher_forcing_final,
         seed=args.seed,
+        data_fingerprint=fingerprint(
+            *((p.source, p.target) for p in train_pairs + val_pairs + test_pairs)
+        ),
     )
     check_pair_memory(args, train_pairs + val_pairs + test_pairs)
     steps_per_epoch = max(1, math.ceil(len(train_pairs) / args.batch_size))
