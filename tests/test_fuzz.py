@@ -308,7 +308,18 @@ def test_fuzz_classify(tmp_path, capsys):
 
 def test_fuzz_transcribe(tmp_path, capsys):
     rng = random.Random(SEED + 3)
-    base = ["--embed", "4", "--batch-size", "4", "--beam", "1", "--no-attention", *QUICK, "--out", RUN]
+    base = [
+        "--embed",
+        "4",
+        "--batch-size",
+        "4",
+        "--beam",
+        "1",
+        "--no-attention",
+        *QUICK,
+        "--out",
+        RUN,
+    ]
     cases = file_cases("transcribe.tsv", "\t", lambda path: [
         "transcribe", "train", "--pairs", path, *base], rng, 90, RUN)  # fmt: skip
     data = {"transcribe.tsv": (CORPUS / "transcribe.tsv").read_bytes()}

@@ -193,8 +193,11 @@ def test_a_closed_pipe_does_not_stop_training(tmp_path):
 
 def test_words_may_follow_the_options_of_transcribe_run(tmp_path, capsys):
     out = tmp_path / "run"
-    assert run_cli(capsys, "transcribe", "train", "--pairs", CORPUS / "transcribe.tsv",
-                   "--steps", 2, "--eval-every", 2, "--hidden", 8, "--embed", 4, "--out", out)[0] == 0  # fmt: skip
+    code, stdout, _ = run_cli(capsys, "transcribe", "train", "--pairs", CORPUS / "transcribe.tsv",
+                              "--steps", 2, "--eval-every", 2, "--hidden", 8, "--embed", 4,
+                              "--out", out)  # fmt: skip
+    assert code == 0 and "step 1/2" in stdout  # the first line comes after the first step
+    assert "decoding 3 test words, greedy ..." in stdout and "beam 5: 3/3" in stdout
     code, stdout, err = run_cli(capsys, "transcribe", "run", out, "--beam", 2, "--nbest", 1,
                                 "cat", "dog")  # fmt: skip
     assert code == 0, err
@@ -268,3 +271,19 @@ def test_predict_warns_of_labels_the_model_does_not_know(tmp_path, capsys):
 def test_a_run_path_that_is_a_file_is_named_so(capsys):
     code, _, err = run_cli(capsys, "text", "eval", CORPUS / "text.txt")
     assert code == 2 and "is a file, not a run directory" in err
+
+
+def test_long_generation_is_bounded_and_shows_progress(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "music", "train", "--data", CORPUS / "music.mat", "--steps", 2,
+                   "--eval-every", 2, "--hidden", 8, "--joint-hidden", 8, "--out", out)[0] == 0  # fmt: skip
+    code, _, err = run_cli(capsys, "music", "generate", out, "--steps", 100_000_000)
+    assert code == 2 and "above the bound of 20,000 steps; give --max-steps N to raise it" in err
+    from rnnkit.tasks.music import cli as music
+
+    clock = iter(range(0, 10**6, 4))  # every step takes 4 seconds on this clock
+    monkeypatch.setattr(music.time, "monotonic", lambda: next(clock))
+    code, stdout, err = run_cli(capsys, "music", "generate", out, "--steps", 30, "--max-steps", 30,
+                                "--out", tmp_path / "long.mid")  # fmt: skip
+    assert code == 0, err
+    assert "generated 3/30 steps" in stdout and "generated 30/30 steps" in stdout
