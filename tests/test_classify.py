@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from rnnkit.cells import CELLS
 from rnnkit.models import Pooling
+from rnnkit.spec import RNNSpec
 from rnnkit.tasks.classify import data, metrics
 from rnnkit.tasks.classify.model import Classifier, Ensemble
 from rnnkit.tasks.classify.task import build_model
@@ -181,7 +182,9 @@ def test_nearest_neighbour_by_hand_and_across_lengths():
 @pytest.mark.parametrize("pooling", Pooling.KINDS)
 def test_padding_changes_nothing_for_any_cell_and_pooling(cell, pooling):
     torch.manual_seed(0)
-    model = Classifier(cell, 3, 4, hidden=8, pooling=pooling, conv=True, bidirectional=True).eval()
+    model = Classifier(
+        RNNSpec(cell, hidden=8, bidirectional=True), 3, 4, pooling=pooling, conv=True
+    ).eval()
     short, long = torch.randn(1, 7, 3), torch.randn(1, 12, 3)
     padded = torch.cat([short, 100 * torch.randn(1, 5, 3)], 1)  # garbage past the end
     both = model(torch.cat([padded, long]), torch.tensor([7, 12]))
@@ -277,7 +280,9 @@ def test_refit_trains_on_every_training_series_for_the_best_step_count(files, tm
 
 def test_an_ensemble_averages_its_members_probabilities():
     torch.manual_seed(0)
-    members = [Classifier("gru", 2, 3, hidden=5, conv=conv) for conv in (False, True, False)]
+    members = [
+        Classifier(RNNSpec("gru", hidden=5), 2, 3, conv=conv) for conv in (False, True, False)
+    ]
     ensemble = Ensemble(members).eval()
     x, lengths = torch.randn(4, 9, 2), torch.tensor([9, 3, 5, 9])
     want = torch.stack([torch.softmax(m(x, lengths), -1) for m in members]).mean(0)

@@ -24,7 +24,7 @@ def test_bad_input_is_one_line_and_status_2():
     for args, needle in [
         (["demo", "--steps", "0"], "--steps: must be in [1, 100000000], got 0"),
         (["demo", "--compare", "foo"], "unknown cell 'foo'"),
-        (["demo", "--cell", "foo"], "invalid choice"),
+        (["demo", "--cell", "foo"], "argument --cell: unknown cell 'foo'"),
         (["demo", "--lr", "abc"], "--lr: 'abc' is not a number"),
         (["nosuchtask"], "invalid choice"),
     ]:

@@ -12,6 +12,7 @@ from torch import nn
 from rnnkit import CELLS, RNN
 from rnnkit.diagnostics import gradient_flow
 from rnnkit.seq2seq import EncoderDecoder
+from rnnkit.spec import RNNSpec
 from rnnkit.tasks.forecast.model import Forecaster
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -138,8 +139,12 @@ def test_gradient_flow_probes_agree_with_the_cpu():
 @pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
 def test_forecaster_with_quantiles_agrees_with_the_cpu(strategy):
     torch.manual_seed(0)
-    cpu = Forecaster("gru", 4, [0, 1], 5, hidden=12, strategy=strategy, quantiles=[0.1, 0.9])
-    gpu = Forecaster("gru", 4, [0, 1], 5, hidden=12, strategy=strategy, quantiles=[0.1, 0.9])
+    cpu = Forecaster(
+        RNNSpec("gru", hidden=12), 4, [0, 1], 5, strategy=strategy, quantiles=[0.1, 0.9]
+    )
+    gpu = Forecaster(
+        RNNSpec("gru", hidden=12), 4, [0, 1], 5, strategy=strategy, quantiles=[0.1, 0.9]
+    )
     gpu.load_state_dict(cpu.state_dict())
     gpu.to(GPU)
     x = torch.randn(3, 10, 4)

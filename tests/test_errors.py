@@ -13,7 +13,7 @@ from rnnkit.models import ConditionedGenerator, EncoderDecoder, SequenceClassifi
     [
         (
             {"cell": "transformer"},
-            r"cell must be one of \['elman', 'gru', 'jordan', 'leaky', 'lstm'\]",
+            "unknown cell 'transformer': choose from elman, gru, jordan, leaky, lstm",
         ),
         ({"input_size": 0}, r"input_size must be an integer >= 1, got 0"),
         ({"hidden_size": -3}, r"hidden_size must be an integer >= 1, got -3"),

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rnnkit.cells import CELLS
+from rnnkit.spec import RNNSpec
 from rnnkit.tasks.forecast import metrics, prepare, windows
 from rnnkit.tasks.forecast.model import Forecaster
 
@@ -45,7 +46,7 @@ def test_unknown_normalisation_is_named():
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_every_cell_with_both_strategies(cell, strategy):
     model = Forecaster(
-        cell, input_size=4, target_channels=[0, 2], horizon=5, hidden=8, strategy=strategy
+        RNNSpec(cell, hidden=8), input_size=4, target_channels=[0, 2], horizon=5, strategy=strategy
     )
     x, y = torch.randn(3, 9, 4), torch.randn(3, 5, 2)
     model.train()
@@ -59,7 +60,7 @@ def test_every_cell_with_both_strategies(cell, strategy):
 
 def test_forecaster_rejects_bad_target_channels():
     with pytest.raises(ValueError, match="target_channels must index the 3 inputs"):
-        Forecaster("gru", input_size=3, target_channels=[3], horizon=2)
+        Forecaster(RNNSpec("gru"), input_size=3, target_channels=[3], horizon=2)
 
 
 @pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
@@ -72,7 +73,7 @@ def test_a_noisy_seasonal_series_is_forecast_better_than_persistence(strategy):
     test = windows.window_origins(split.test, 24, 6)
     x, y = windows.gather_windows(series, series, train, 24, 6)
     torch.manual_seed(0)
-    model = Forecaster("gru", 1, [0], 6, hidden=32, strategy=strategy)
+    model = Forecaster(RNNSpec("gru", hidden=32), 1, [0], 6, strategy=strategy)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     xs, ys = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     for _ in range(150):
@@ -103,7 +104,9 @@ def test_quantiles_always_hold_the_median_and_stay_in_range():
 @pytest.mark.parametrize("cell", ["lstm", "jordan"])
 def test_seq2seq_quantiles_feed_back_each_targets_median(cell):
     torch.manual_seed(0)
-    model = Forecaster(cell, 3, [0, 2], 4, hidden=8, strategy="seq2seq", quantiles=[0.1, 0.9])
+    model = Forecaster(
+        RNNSpec(cell, hidden=8), 3, [0, 2], 4, strategy="seq2seq", quantiles=[0.1, 0.9]
+    )
     x, y = torch.randn(5, 6, 3), torch.randn(5, 4, 2)
     trained = model.train()(x, y)  # teacher forced: the true values go in
     assert trained.shape == (5, 4, 2, 3) and bool((trained.diff(dim=-1) >= 0).all())
@@ -136,7 +139,7 @@ def test_pinball_loss_by_hand_and_its_minimiser_is_the_quantile():
     losses = [pinball_loss(g.expand(4000, 1), samples, [0.9]).item() for g in grid]
     best = grid[int(np.argmin(losses))].item()
     assert best == pytest.approx(float(samples.quantile(0.9)), abs=0.02)
-    model = Forecaster("lstm", 3, [0, 1], 4, hidden=8, quantiles=[0.2, 0.8])
+    model = Forecaster(RNNSpec("lstm", hidden=8), 3, [0, 1], 4, quantiles=[0.2, 0.8])
     out = model(torch.randn(5, 6, 3))
     assert out.shape == (5, 4, 2, 3) and bool((out.diff(dim=-1) >= 0).all())  # never crossing
 
@@ -168,9 +171,9 @@ def test_conformal_shifts_widen_too_narrow_intervals_to_their_nominal_coverage()
 @pytest.mark.parametrize("strategy", ["direct", "seq2seq"])
 def test_the_highway_starts_at_zero_and_then_adds_a_linear_autoregression(strategy):
     torch.manual_seed(0)
-    plain = Forecaster("gru", 3, [0], 4, hidden=8, strategy=strategy, quantiles=[0.2, 0.8])
+    plain = Forecaster(RNNSpec("gru", hidden=8), 3, [0], 4, strategy=strategy, quantiles=[0.2, 0.8])
     torch.manual_seed(0)
-    highway = Forecaster("gru", 3, [0], 4, hidden=8, strategy=strategy, quantiles=[0.2, 0.8],
+    highway = Forecaster(RNNSpec("gru", hidden=8), 3, [0], 4, strategy=strategy, quantiles=[0.2, 0.8],
                          highway_window=6)  # fmt: skip
     x = torch.randn(5, 6, 3)
     with torch.no_grad():

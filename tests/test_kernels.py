@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import parts
 
-from rnnkit import RNN, scan
+from rnnkit import RNN, plan
 from rnnkit.cells import CELLS
 
 VARIANTS = {
@@ -40,15 +40,15 @@ def test_kernel_matches_autograd_loop(cell, dtype):
         rnn = RNN(
             cell, 6, 16, num_layers=2, bidirectional=True, dilations=[1, 2], fused=False, **options
         ).to(dtype)
-        assert scan.kernel_for(rnn.cells[0]) is not None
+        assert plan.kernel_choice(rnn.cells[0])[0] is not None
         x = torch.randn(5, 11, 6, dtype=dtype)
         lengths = torch.tensor([11, 4, 7, 1, 9])
         state = rnn.initial_state(5, dtype=dtype)
         state = tuple(torch.randn_like(s) for s in parts(state))
         state = state if len(state) > 1 else state[0]
         fast = run(rnn, x, state, lengths)
-        with scan.autograd_loop():
-            assert scan.kernel_for(rnn.cells[0]) is None
+        with plan.autograd_loop():
+            assert plan.kernel_choice(rnn.cells[0])[0] is None
             slow = run(rnn, x, state, lengths)
         tol = 1e-5 if dtype == torch.float32 else 1e-10
         torch.testing.assert_close(fast[0], slow[0], atol=tol, rtol=0)
@@ -76,5 +76,5 @@ def test_subclassed_cells_run_their_own_step():
         def update(self, xp_t, fed, state):
             return tuple(2 * s for s in super().update(xp_t, fed, state))
 
-    assert scan.kernel_for(Doubled(3, 4)) is None
-    assert scan.kernel_for(CELLS["gru"](3, 4, layer_norm=True)) is None
+    assert plan.kernel_choice(Doubled(3, 4))[0] is None
+    assert plan.kernel_choice(CELLS["gru"](3, 4, layer_norm=True))[0] is None

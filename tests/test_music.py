@@ -8,6 +8,7 @@ import torch
 from test_music_rolls import piece, write_mat
 
 from rnnkit.cli import main
+from rnnkit.spec import RNNSpec
 from rnnkit.tasks.music import rolls
 from rnnkit.tasks.music.model import RollModel, next_step_nll
 from rnnkit.tasks.music.outputs import OUTPUTS, key_distribution
@@ -98,7 +99,7 @@ def test_a_joint_output_learns_what_independent_keys_cannot():
     lengths = torch.full((16,), 12)
     final = {}
     for output in ("bernoulli", "made"):
-        model = RollModel("gru", 16, output=output, joint_hidden=32)
+        model = RollModel(RNNSpec("gru", hidden=16), output=output, joint_hidden=32)
         optimizer = torch.optim.Adam(model.parameters(), 2e-2)
         for _ in range(150):
             total, count = next_step_nll(model, pieces, lengths, include_first=True)
@@ -113,7 +114,9 @@ def test_a_joint_output_learns_what_independent_keys_cannot():
 @pytest.mark.parametrize("condition", ["init", "input", "both"])
 def test_the_genre_model_conditions_on_the_genre(condition):
     torch.manual_seed(0)
-    model = RollModel("lstm", 16, output="bernoulli", genres=["a", "b"], condition=condition)
+    model = RollModel(
+        RNNSpec("lstm", hidden=16), output="bernoulli", genres=["a", "b"], condition=condition
+    )
     x = torch.from_numpy(piece(5)).float()[None].repeat(2, 1, 1)
     params, _ = model(x, None, torch.tensor([0, 1]))
     assert params.shape == (2, 5, KEYS)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnkit.spec import RNNSpec
 from rnnkit.tasks.music import rolls
 
 JSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "JSB_Chorales.mat"
@@ -109,7 +110,7 @@ def test_next_step_nll_ignores_padding_and_matches_the_frame_metric():
     from rnnkit.tasks.music.model import RollModel, next_step_nll, shifted_inputs
 
     torch.manual_seed(0)
-    model = RollModel("gru", hidden=12).eval()
+    model = RollModel(RNNSpec("gru", hidden=12)).eval()
     a, b = torch.from_numpy(piece(6)).float(), torch.from_numpy(piece(4, seed=2)).float()
     padded = torch.rand(2, 6, rolls.KEYS)  # garbage past the end of the shorter piece
     padded[0], padded[1, :4] = a, b
@@ -135,7 +136,7 @@ def test_the_bernoulli_model_learns_a_repeating_progression():
     for t in range(24):
         roll[t, list(chords[t % 3])] = 1
     x, lengths = torch.from_numpy(roll)[None].repeat(4, 1, 1), torch.tensor([24] * 4)
-    model = RollModel("lstm", hidden=32)
+    model = RollModel(RNNSpec("lstm", hidden=32))
     optimizer = torch.optim.Adam(model.parameters(), 1e-2)
     for _ in range(300):
         total, count = next_step_nll(model, x, lengths)
@@ -167,7 +168,7 @@ def test_the_trainer_fits_a_bernoulli_model_on_rolls(tmp_path):
     train = rolls.Rolls([song(8 + i, i % 3) for i in range(12)])
     valid = rolls.Rolls([song(10, 1), song(7, 2)])
     torch.manual_seed(0)
-    model = RollModel("gru", hidden=24)
+    model = RollModel(RNNSpec("gru", hidden=24))
     before, steps = mean_nll(model, valid)
     assert steps == 9 + 6
     task = MusicTask(train, valid, batch=4, seed=0)

@@ -11,5 +11,7 @@ def test_readme_python_blocks_run(capsys):
     assert blocks
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
-    out = capsys.readouterr().out.split()
-    assert out[:3] == ["True", "['layer_norm']", "True"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == ["fused (torch's lstm kernel)", "['layer_norm']", "autograd", "True"]
+    assert out[4].startswith("autograd (zoneout, transition_depth run in the cell's own step")
+    assert out[5].startswith("IndRNNCell does not support layer_norm")

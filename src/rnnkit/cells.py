@@ -34,7 +34,12 @@ Options shared by every cell (``RecurrentCell``):
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import math
+import os
+import sys
 from collections.abc import Callable
 
 import torch
@@ -42,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import kernels
+from .checks import check_choice, check_positive_int, check_probability
 
 State = tuple[Tensor, ...]
 
@@ -51,27 +57,6 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
     "identity": lambda z: z,
 }
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Raise a ValueError naming ``name`` unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def check_probability(name: str, value: float, upper_inclusive: bool = False) -> float:
-    ok = 0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0
-    if not ok:
-        bound = "[0, 1]" if upper_inclusive else "[0, 1)"
-        raise ValueError(f"{name} must be in {bound}, got {value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value: str, allowed: dict | tuple | list) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
-    return value
 
 
 class GateNorm(nn.Module):
@@ -89,17 +74,81 @@ class GateNorm(nn.Module):
         return (z * self.weight + self.bias).reshape(shape)
 
 
-class RecurrentCell(nn.Module):
-    """Base class of all cells: the step template and the options every cell shares.
+#: the options every cell is built with, and the value that leaves each off
+SHARED_OPTIONS: dict[str, object] = {
+    "layer_norm": False,
+    "recurrent_dropout": 0.0,
+    "zoneout": 0.0,
+    "transition_depth": 1,
+}
 
-    A subclass sets ``weight_ih`` / ``bias_ih`` (or overrides ``project_input``),
-    ``state_sizes``, ``output_size`` and implements ``update``. Any module that
-    follows this protocol can be unrolled by ``rnnkit.Recurrent``.
+#: the methods that hold a cell's equations: a subclass that overrides one of them
+#: computes something else, so it loses the fused and hand-written paths of its base
+EQUATION_METHODS = ("project_input", "input_bias", "step", "update", "recurrent", "output")
+
+
+class RecurrentCell(nn.Module):
+    """Base class of all cells: the contract, the step template and the options every cell shares.
+
+    What a cell must define:
+
+    * ``weight_ih`` and ``bias_ih`` (or override ``project_input`` /
+      ``input_bias``): the input projection x_t W_x + b, done for all steps
+      at once before the time loop;
+    * ``state_sizes`` (the widths of the state's parts; ``state[0]`` is the
+      vector fed back) and ``output_size``, when they are not ``(hidden_size,)``
+      and ``hidden_size``;
+    * ``update(xp_t, fed, state) -> new_state``: one step from the projected
+      input, where ``fed`` is ``state[0]`` after the deep transition and the
+      recurrent dropout; ``output(state)`` when the cell emits something other
+      than ``state[0]``.
+
+    What it may declare (class attributes):
+
+    * ``supports``: which of ``SHARED_OPTIONS`` it implements. The template
+      ``step`` implements ``recurrent_dropout``, ``zoneout`` and
+      ``transition_depth`` for any cell whose ``update`` reads ``fed``; a cell
+      that applies layer normalisation to its pre-activations adds
+      ``"layer_norm"``. Asking a cell for an option it does not support is a
+      ValueError naming both.
+    * ``fusable_mode``: torch's fused kernel that computes exactly these
+      equations in this weight layout (``"lstm"``, ``"gru"``, ``"rnn_tanh"``).
+    * ``gate_names`` (the blocks of ``weight_ih``, ``weight_hh`` and the
+      biases, in order), ``forget_gate`` (the gate whose opening keeps the
+      state) and ``write_gate`` (the one whose opening overwrites it): what
+      the chrono initialisation sets.
+    * ``recurrent_matrices()``: the square matrices whose spectral radius
+      governs how the state evolves (the diagnostics and ``--radius`` use it).
+
+    A hand-written kernel is registered for a class with
+    ``rnnkit.plan.register_kernel``; it serves that class's subclasses as long
+    as they leave ``EQUATION_METHODS`` alone. ``rnnkit.cells.register`` gives
+    a cell a name that every task's ``--cell`` accepts.
     """
 
+    supports: frozenset[str] = frozenset({"recurrent_dropout", "zoneout", "transition_depth"})
     #: torch's name for the fused kernel that computes this cell ("lstm", "gru", "rnn_tanh", ...);
     #: None where torch has none
     fusable_mode: str | None = None
+    gate_names: tuple[str, ...] = ()
+    forget_gate: str | None = None
+    write_gate: str | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # Finish a cell once its outermost __init__ has run, so that the options the
+        # template implements are built for every subclass, however it was written.
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def finishing_init(self, *args, **kw) -> None:
+            init(self, *args, **kw)
+            if type(self).__init__ is finishing_init:
+                self._finish()
+
+        cls.__init__ = finishing_init
 
     def __init__(
         self,
@@ -118,15 +167,61 @@ class RecurrentCell(nn.Module):
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         self.zoneout = check_probability("zoneout", zoneout)
         self.transition_depth = check_positive_int("transition_depth", transition_depth)
+        unsupported = [name for name in self.options_in_use() if name not in self.supports]
+        if unsupported:
+            known = ", ".join(sorted(self.supports)) or "none"
+            raise ValueError(
+                f"{type(self).__name__} does not support {', '.join(unsupported)} "
+                f"(its shared options: {known})"
+            )
         self.deep_transition: nn.Module | None = None
+
+    def _finish(self) -> None:
+        if self.transition_depth > 1 and self.deep_transition is None:
+            self._build_transition(self.state_sizes[0])
+
+    def options_in_use(self) -> list[str]:
+        """The shared options set away from their defaults."""
+        return [name for name, off in SHARED_OPTIONS.items() if getattr(self, name) != off]
 
     def _build_transition(self, size: int) -> None:
         """The deep hidden-to-hidden MLP, on the fed-back vector of width ``size``."""
-        if self.transition_depth > 1:
-            layers: list[nn.Module] = []
-            for _ in range(self.transition_depth - 1):
-                layers += [nn.Linear(size, size), nn.Tanh()]
-            self.deep_transition = nn.Sequential(*layers)
+        layers: list[nn.Module] = []
+        for _ in range(self.transition_depth - 1):
+            layers += [nn.Linear(size, size), nn.Tanh()]
+        self.deep_transition = nn.Sequential(*layers)
+
+    def gate_biases(self, gate: str) -> list[Tensor]:
+        """The bias blocks (views) of one named gate: its part of ``bias_ih`` and ``bias_hh``."""
+        if gate not in self.gate_names:
+            raise ValueError(
+                f"{type(self).__name__} has no gate {gate!r} (gates: {self.gate_names})"
+            )
+        k, h = self.gate_names.index(gate), self.hidden_size
+        biases = [getattr(self, name, None) for name in ("bias_ih", "bias_hh")]
+        return [b[k * h : (k + 1) * h] for b in biases if b is not None]
+
+    def recurrent_matrices(self) -> dict[str, Tensor]:
+        """Named square matrices of the recurrence: by default each gate block of ``weight_hh``."""
+        weight = getattr(self, "weight_hh", None)
+        if not isinstance(weight, Tensor) or weight.dim() != 2:
+            return {}
+        h = weight.shape[1]
+        if weight.shape[0] % h:
+            return {}
+        blocks = weight.shape[0] // h
+        names = (
+            self.gate_names if len(self.gate_names) == blocks else [str(k) for k in range(blocks)]
+        )
+        if blocks == 1:
+            names = [""]
+        return {
+            f"W{'_' + n if n else ''}": weight[k * h : (k + 1) * h] for k, n in enumerate(names)
+        }
+
+    def effective_recurrences(self) -> dict[str, Tensor]:
+        """Named square matrices that are not parameters but govern the recurrence (diagnostics)."""
+        return {}
 
     # -- protocol -----------------------------------------------------------------
     @property
@@ -200,21 +295,6 @@ class RecurrentCell(nn.Module):
             return tuple(out)
         return tuple(torch.lerp(n, o, p) for o, n in zip(old, new, strict=True))
 
-    def loop_only_options(self) -> list[str]:
-        """Names of the options in use that torch's fused kernels cannot run."""
-        used = []
-        if self.fusable_mode is None:
-            used.append(f"cell={type(self).__name__}")
-        if self.layer_norm:
-            used.append("layer_norm")
-        if self.recurrent_dropout:
-            used.append("recurrent_dropout")
-        if self.zoneout:
-            used.append("zoneout")
-        if self.transition_depth > 1:
-            used.append("transition_depth")
-        return used
-
     def extra_repr(self) -> str:
         opts = [f"{self.input_size}, {self.hidden_size}"]
         for name in ("layer_norm", "recurrent_dropout", "zoneout"):
@@ -229,6 +309,7 @@ class _GatedWeights(RecurrentCell):
     """Parameters in torch's layout for a cell with ``gates`` blocks of width H."""
 
     gates = 1
+    supports = RecurrentCell.supports | {"layer_norm"}
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True, **options) -> None:
         super().__init__(input_size, hidden_size, **options)
@@ -243,7 +324,6 @@ class _GatedWeights(RecurrentCell):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.norm = GateNorm(g, h) if self.layer_norm else None
-        self._build_transition(hidden_size)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -334,6 +414,8 @@ class JordanCell(RecurrentCell):
         y, state = cell(torch.randn(8, 3))      # y: (8, 4), state: ((8, 4),)
     """
 
+    supports = RecurrentCell.supports | {"layer_norm"}
+
     def __init__(
         self,
         input_size: int,
@@ -359,7 +441,6 @@ class JordanCell(RecurrentCell):
         self.bias_ih = nn.Parameter(torch.empty(hidden_size)) if bias else None
         self.bias_sy = nn.Parameter(torch.empty(out)) if bias else None
         self.norm = GateNorm(1, hidden_size) if self.layer_norm else None
-        self._build_transition(out)
         bound = 1.0 / math.sqrt(hidden_size)
         for p in (self.weight_ih, self.weight_ys, self.weight_sy, self.bias_ih, self.bias_sy):
             if p is not None:
@@ -372,6 +453,10 @@ class JordanCell(RecurrentCell):
     @property
     def output_size(self) -> int:
         return self._output_size
+
+    def effective_recurrences(self) -> dict[str, Tensor]:
+        # y_{t-1} reaches y_t through W_ys then W_sy: their product is the linear loop
+        return {"W_sy W_ys": self.weight_sy.t() @ self.weight_ys.t()}
 
     def update(self, xp_t: Tensor, fed: Tensor, state: State) -> State:
         z = torch.addmm(xp_t, fed, self.weight_ys.t())
@@ -429,6 +514,12 @@ class LeakyCell(_GatedWeights):
     def alpha(self) -> Tensor:
         return torch.sigmoid(self.alpha_logit) if self.learn_alpha else self.fixed_alpha
 
+    def effective_recurrences(self) -> dict[str, Tensor]:
+        alpha = self.alpha.detach()
+        return {
+            "leaky (1-α)I + αW": torch.diag(1 - alpha) + alpha[:, None] * self.weight_hh.detach()
+        }
+
     def update(self, xp_t: Tensor, fed: Tensor, state: State) -> State:
         candidate = self.phi(self.recurrent(xp_t, fed))
         return (torch.lerp(state[0], candidate, self.alpha.to(candidate.dtype)),)
@@ -459,6 +550,8 @@ class LSTMCell(_GatedWeights):
 
     gates = 4
     fusable_mode = "lstm"
+    gate_names = ("i", "f", "C", "o")
+    forget_gate, write_gate = "f", "i"
 
     def __init__(
         self, input_size: int, hidden_size: int, *, forget_bias: float = 1.0, **options
@@ -511,6 +604,8 @@ class GRUCell(_GatedWeights):
 
     gates = 3
     fusable_mode = "gru"
+    gate_names = ("r", "z", "n")
+    forget_gate = "z"  # h_t = lerp(n_t, h_{t-1}, z_t): z open keeps the state
 
     def input_bias(self) -> Tensor | None:
         # b_hn stays inside r ⊙ (...), so only b_ih is hoisted.
@@ -541,17 +636,141 @@ CELLS: dict[str, type[RecurrentCell]] = {
     "gru": GRUCell,
 }
 
+CellSpec = str | type[RecurrentCell] | Callable[..., RecurrentCell]
 
-def make_cell(
-    cell: str | type[RecurrentCell] | Callable[..., RecurrentCell],
-    input_size: int,
-    hidden_size: int,
-    **kwargs,
-) -> RecurrentCell:
-    """Build a cell from a registry name, a class or a factory ``f(input_size, hidden_size, **kw)``."""
+
+def register(name: str, cls: type[RecurrentCell]) -> type[RecurrentCell]:
+    """Give a cell class a name that ``RNN``, every model and every task's ``--cell`` accept.
+
+    Registering the same class again, or a new definition of it (a module or a
+    notebook cell run again), replaces it; another class under a taken name is
+    a ValueError. Returns the class, so it also serves as a decorator
+    through ``functools.partial`` or a lambda.
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"a cell's name must be a non-empty string without ':', got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, RecurrentCell)):
+        raise ValueError(f"register takes a RecurrentCell subclass, got {cls!r}")
+    taken = CELLS.get(name, cls)
+    if taken is not cls and import_path(taken) != import_path(cls):  # a redefinition may replace
+        raise ValueError(f"the cell name {name!r} is taken by {taken.__qualname__}")
+    CELLS[name] = cls
+    return cls
+
+
+def import_path(cls: type) -> str:
+    """``module:QualName``, the form ``resolve`` and ``--cell`` read back."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def resolve(cell: CellSpec) -> CellSpec:
+    """A registered name, ``package.module:Class`` (imported now) or a class or factory, checked."""
+    if not isinstance(cell, str):
+        if callable(cell):
+            return cell
+        raise ValueError(
+            f"cell must be a name, 'module:Class', a cell class or a factory, got {cell!r}"
+        )
+    if cell in CELLS:
+        return CELLS[cell]
+    if ":" not in cell:
+        raise ValueError(
+            f"unknown cell {cell!r}: choose from {', '.join(sorted(CELLS))} "
+            "or name a class as package.module:Class"
+        )
+    module_name, _, qualname = cell.partition(":")
+    try:
+        found: object = _import(module_name)
+    except ImportError as error:
+        raise ValueError(f"cell {cell!r}: cannot import module {module_name!r} ({error})") from None
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise ValueError(f"cell {cell!r}: module {module_name!r} has no {qualname!r}")
+    if not (isinstance(found, type) and issubclass(found, RecurrentCell)):
+        raise ValueError(f"cell {cell!r} is not a subclass of rnnkit.cells.RecurrentCell")
+    return found
+
+
+def _import(module_name: str):
+    """Import a module, searching the current folder last (as ``python -m`` would search it)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        here = os.getcwd()
+        if here in sys.path or not (error.name or "").split(".")[0] == module_name.split(".")[0]:
+            raise
+        sys.path.append(here)
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            sys.path.remove(here)
+            raise error from None
+
+
+def cell_name(cell: CellSpec) -> str:
+    """How a cell is written in config.json and on the command line: its name or import path."""
     if isinstance(cell, str):
-        check_choice("cell", cell, CELLS)
-        return CELLS[cell](input_size, hidden_size, **kwargs)
-    if callable(cell):
-        return cell(input_size, hidden_size, **kwargs)
-    raise ValueError(f"cell must be one of {sorted(CELLS)} or a cell class, got {cell!r}")
+        return cell
+    for name, cls in CELLS.items():
+        if cls is cell:
+            return name
+    return import_path(cell) if isinstance(cell, type) else getattr(cell, "__name__", "custom")
+
+
+_NOT_OPTIONS = ("self", "input_size", "hidden_size", *SHARED_OPTIONS)
+
+
+def cell_options(cell: CellSpec) -> dict[str, inspect.Parameter]:
+    """The cell's own keyword arguments (beyond the sizes and ``SHARED_OPTIONS``), by name.
+
+    Read from the signatures of its ``__init__`` and, while those pass
+    ``**options`` on, of its bases'.
+    """
+    classes = inspect.getmro(cell) if isinstance(cell, type) else (cell,)
+    found: dict[str, inspect.Parameter] = {}
+    for cls in classes:
+        init = cls.__dict__.get("__init__") if isinstance(cell, type) else cls
+        if init is None:
+            continue
+        if cls is RecurrentCell or cls is nn.Module or cls is object:
+            break
+        params = inspect.signature(inspect.unwrap(init)).parameters.values()
+        passes_on = False
+        for param in params:
+            if param.kind is param.VAR_KEYWORD:
+                passes_on = True
+            elif param.kind is not param.VAR_POSITIONAL and param.name not in _NOT_OPTIONS:
+                found.setdefault(param.name, param)
+        if not passes_on:
+            break
+    return found
+
+
+def check_cell_options(cell: CellSpec, options: dict) -> dict:
+    """Raise a ValueError naming an option the cell does not take, and the ones it does."""
+    if not isinstance(cell, type):
+        params = inspect.signature(cell).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return options  # a factory that takes anything: the cell it builds will say
+    known = cell_options(cell)
+    unknown = [key for key in options if key not in known and key not in SHARED_OPTIONS]
+    if unknown:
+        names = ", ".join(sorted(known)) or "none"
+        raise ValueError(
+            f"cell {cell_name(cell)} takes no option {', '.join(map(repr, unknown))} "
+            f"(its options: {names})"
+        )
+    return options
+
+
+def make_cell(cell: CellSpec, input_size: int, hidden_size: int, **kwargs) -> RecurrentCell:
+    """Build a cell from a registry name, an import path, a class or a factory ``f(input_size, hidden_size, **kw)``."""
+    factory = resolve(cell)
+    check_cell_options(factory, kwargs)
+    built = factory(input_size, hidden_size, **kwargs)
+    if not isinstance(built, RecurrentCell):
+        raise ValueError(
+            f"the cell factory {cell!r} returned {type(built).__name__}, not a RecurrentCell"
+        )
+    return built

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .cells import JordanCell, LeakyCell, RecurrentCell
+from .cells import RecurrentCell
 from .probes import state_probes
 
 JACOBIAN_LIMIT = 512  # state units up to which recurrent_radii includes the state Jacobian
@@ -106,20 +106,8 @@ def recurrent_radii(cell: RecurrentCell) -> dict[str, float]:
     call), so that recording during training stays cheap.
     """
     radii: dict[str, float] = {}
-    if isinstance(cell, JordanCell):
-        radii["W_sy W_ys"] = spectral_radius(cell.weight_sy.t() @ cell.weight_ys.t())
-    elif hasattr(cell, "weight_hh"):
-        weight, h = cell.weight_hh, cell.hidden_size
-        gates = weight.shape[0] // h
-        labels = {1: ["W"], 3: ["W_r", "W_z", "W_n"], 4: ["W_i", "W_f", "W_C", "W_o"]}.get(
-            gates, [f"W_{k}" for k in range(gates)]
-        )
-        for k, label in enumerate(labels):
-            radii[label] = spectral_radius(weight[k * h : (k + 1) * h])
-        if isinstance(cell, LeakyCell):
-            alpha = cell.alpha.detach()
-            linear = torch.diag(1 - alpha) + alpha[:, None] * weight.detach()
-            radii["leaky (1-α)I + αW"] = spectral_radius(linear)
+    for label, matrix in {**cell.recurrent_matrices(), **cell.effective_recurrences()}.items():
+        radii[label] = spectral_radius(matrix)
     if sum(cell.state_sizes) <= JACOBIAN_LIMIT:
         radii["jacobian"] = state_jacobian_radius(cell)
     return radii

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .cells import GRUCell, LSTMCell, RecurrentCell
+from .cells import RecurrentCell
 from .diagnostics import spectral_radius
 
 
@@ -26,40 +26,53 @@ def _cells(module: nn.Module) -> list[RecurrentCell]:
 def chrono_init_(
     module: nn.Module, max_timescale: float, generator: torch.Generator | None = None
 ) -> int:
-    """Chrono-initialise every LSTM and GRU cell in ``module``; returns how many cells changed."""
+    """Chrono-initialise every cell in ``module``; returns how many cells changed.
+
+    Each cell says which of its gates keeps the state (``forget_gate``, its
+    bias set to log T) and which overwrites it (``write_gate``, -log T); a
+    cell that declares neither, or has no biases, is a ValueError naming it.
+    """
     if not max_timescale > 2:
         raise ValueError(f"the chrono initialisation needs max_timescale > 2, got {max_timescale}")
-    changed = 0
-    for cell in _cells(module):
-        if cell.bias_ih is None or not isinstance(cell, LSTMCell | GRUCell):
-            continue
-        h = cell.hidden_size
-        u = torch.rand(h, generator=generator) * (max_timescale - 2.0) + 1.0
-        timescales = torch.log(u).to(cell.bias_ih.dtype)
-        if isinstance(cell, LSTMCell):  # gates i, f, C, o
-            cell.bias_ih[h : 2 * h] = timescales
-            cell.bias_ih[:h] = -timescales
-            cell.bias_hh[: 2 * h] = 0.0
-        else:  # gates r, z, n
-            cell.bias_ih[h : 2 * h] = timescales
-            cell.bias_hh[h : 2 * h] = 0.0
-        changed += 1
-    return changed
+    cells = _cells(module)
+    for cell in cells:
+        if cell.forget_gate is None and cell.write_gate is None:
+            raise ValueError(
+                f"the chrono initialisation sets the biases of a forget or write gate, "
+                f"and {type(cell).__name__} declares neither (forget_gate, write_gate)"
+            )
+        if getattr(cell, "bias_ih", None) is None:
+            raise ValueError(
+                f"the chrono initialisation sets gate biases; this {type(cell).__name__} has none"
+            )
+    for cell in cells:
+        u = torch.rand(cell.hidden_size, generator=generator) * (max_timescale - 2.0) + 1.0
+        timescales = torch.log(u)
+        for gate, sign in ((cell.forget_gate, 1.0), (cell.write_gate, -1.0)):
+            if gate is not None:
+                first, *rest = cell.gate_biases(gate)
+                first.copy_(sign * timescales.to(first.dtype))
+                for other in rest:  # the recurrent bias of the gate adds nothing
+                    other.zero_()
+    return len(cells)
 
 
 @torch.no_grad()
 def scale_recurrent_radius_(module: nn.Module, radius: float) -> int:
-    """Rescale each gate block of every cell's ``weight_hh`` to spectral radius ``radius``."""
+    """Rescale every cell's recurrent matrices (each gate block) to spectral radius ``radius``.
+
+    The cells say which matrices those are (``recurrent_matrices``); a cell
+    with none (the Jordan cell, whose loop is a product of two) is a ValueError.
+    """
     if not radius > 0:
         raise ValueError(f"radius must be positive, got {radius}")
-    changed = 0
-    for cell in _cells(module):
-        weight = getattr(cell, "weight_hh", None)
-        if weight is None:
-            continue
-        h = cell.hidden_size
-        for k in range(weight.shape[0] // h):
-            block = weight[k * h : (k + 1) * h]
+    cells = _cells(module)
+    for cell in cells:
+        if not cell.recurrent_matrices():
+            raise ValueError(
+                f"{type(cell).__name__} has no recurrent matrix to rescale to a spectral radius"
+            )
+    for cell in cells:
+        for block in cell.recurrent_matrices().values():
             block.mul_(radius / spectral_radius(block))
-        changed += 1
-    return changed
+    return len(cells)

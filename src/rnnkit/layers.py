@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .cells import check_positive_int
+from .checks import check_positive_int
 
 RNNState = Tensor | tuple[Tensor, ...]
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from . import decoding
-from .cells import check_choice, check_positive_int
+from .checks import check_choice, check_positive_int
 from .layers import InputStage, mlp, state_from_vector
 from .padding import check_lengths, last_valid, step_mask
 from .recurrent import RNN

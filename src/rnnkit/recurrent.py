@@ -10,23 +10,17 @@ options allow; the time loop otherwise. Both paths use the same parameters.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused as fused_path
+from . import plan as execution
 from . import probes
-from .cells import (
-    CELLS,
-    RecurrentCell,
-    State,
-    check_choice,
-    check_positive_int,
-    check_probability,
-    make_cell,
-)
+from .cells import CellSpec, RecurrentCell, State, cell_name, make_cell, resolve
+from .checks import check_positive_int, check_probability
 from .padding import check_lengths, reverse_padded
 from .scan import scan
 
@@ -143,15 +137,18 @@ class RNN(nn.Module):
     ``(h_n, c_n)`` for the LSTM, so an ``nn.LSTM`` can be swapped for it.
 
     Args:
-        cell: ``"elman"``, ``"jordan"``, ``"leaky"``, ``"lstm"``, ``"gru"``, a
-            ``RecurrentCell`` subclass or a factory ``f(input_size, hidden_size, **options)``.
+        cell: a registered name (``"elman"``, ``"jordan"``, ``"leaky"``, ``"lstm"``,
+            ``"gru"``, or one given to ``rnnkit.cells.register``), an import path
+            ``"package.module:Class"``, a ``RecurrentCell`` subclass or a factory
+            ``f(input_size, hidden_size, **options)``.
         dropout: dropout on the outputs of every layer but the last.
         dilations: one dilation per layer, e.g. ``[1, 2, 4, 8]`` (skip connections through time).
         transition_depth: depth of the hidden-to-hidden transition (deep transition RNN).
         layer_norm, recurrent_dropout, zoneout: cell options, see ``rnnkit.cells``.
         fused: ``"auto"`` runs torch's fused kernels whenever the configuration
             allows; ``False`` forces the time loop; ``True`` demands the fused
-            path and raises a ValueError naming what prevents it.
+            path and raises a ValueError naming what prevents it. ``rnn.plan``
+            says which path runs and why (``rnnkit.plan``).
         **cell_options: passed to every cell (``nonlinearity``, ``bias``, ...).
 
     Example::
@@ -162,7 +159,7 @@ class RNN(nn.Module):
 
     def __init__(
         self,
-        cell: str | type[RecurrentCell] | Callable[..., RecurrentCell] = "lstm",
+        cell: CellSpec = "lstm",
         input_size: int | None = None,
         hidden_size: int | None = None,
         num_layers: int = 1,
@@ -177,9 +174,8 @@ class RNN(nn.Module):
         **cell_options,
     ) -> None:
         super().__init__()
-        if isinstance(cell, str):
-            check_choice("cell", cell, CELLS)
-        self.cell_name = cell if isinstance(cell, str) else getattr(cell, "__name__", "custom")
+        self.cell_name = cell_name(cell)
+        cell = resolve(cell)
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
@@ -235,19 +231,17 @@ class RNN(nn.Module):
         return self.cells[0].state_sizes
 
     def fused_blockers(self) -> list[str]:
-        """The options in use that keep this RNN off torch's fused kernels (empty if none)."""
-        found: list[str] = []
-        for cell in self.cells:
-            found += cell.loop_only_options()
-        if any(d != 1 for d in self.dilations):
-            found.append("dilations")
-        if len({c.fusable_mode for c in self.cells}) > 1:
-            found.append("mixed cells")
-        return list(dict.fromkeys(found))
+        """What keeps this RNN off torch's fused kernels (empty if nothing); see ``rnnkit.plan``."""
+        return execution.fused_blockers(self.cells, self.dilations)
+
+    @property
+    def plan(self) -> execution.Plan:
+        """How this RNN runs, and why: fused, the hand-written kernel, or the autograd loop."""
+        return execution.plan(self.cells, self.dilations, self.fused)
 
     @property
     def uses_fused(self) -> bool:
-        return self.fused is not False and not self.fused_blockers()
+        return self.plan.path == "fused"
 
     def _apply(self, fn, recurse=True):  # .to(), .cuda(), .half() all come through here
         super()._apply(fn, recurse)
@@ -334,7 +328,7 @@ class RNN(nn.Module):
         return fused_path.to_torch(self)
 
     def extra_repr(self) -> str:
-        extra = f"fused={self.fused}, active={'fused' if self.uses_fused else 'loop'}"
+        extra = f"fused={self.fused}, plan={self.plan}"
         if self.dropout:
             extra += f", dropout={self.dropout}"
         if any(d != 1 for d in self.dilations):

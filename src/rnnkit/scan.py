@@ -1,12 +1,12 @@
 """The time loop: one cell over a batch of sequences, one direction.
 
-Two implementations of the same equations:
+Two implementations of the same equations, chosen by ``rnnkit.plan``:
 
-* the lecture's cells without loop-only options run on the hand-written
-  kernels of ``rnnkit.kernels`` (backpropagation through time written out,
-  the recurrent weight's gradient as one product);
-* every other cell, custom ones included, and every option run the cell's
-  own ``step`` in a Python loop under autograd.
+* a cell with a registered kernel and no loop-only option runs on the
+  hand-written kernels of ``rnnkit.kernels`` (backpropagation through time
+  written out, the recurrent weight's gradient as one product);
+* every other cell, custom ones included, and every loop-only option run the
+  cell's own ``step`` in a Python loop under autograd.
 
 Either way the input projection of all steps is one matrix product before
 the loop, time-major so that each step reads a contiguous slice.
@@ -14,58 +14,12 @@ the loop, time-major so that each step reads a contiguous slice.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 import torch
 from torch import Tensor
 
-from . import kernels
-from .cells import ElmanCell, GRUCell, JordanCell, LeakyCell, LSTMCell, RecurrentCell, State
+from .cells import RecurrentCell, State
 from .padding import step_mask
-
-_use_kernels = True
-
-
-@contextlib.contextmanager
-def autograd_loop() -> Iterator[None]:
-    """Within this block every cell runs its own ``step`` under autograd (for tests and comparisons)."""
-    global _use_kernels
-    saved, _use_kernels = _use_kernels, False
-    try:
-        yield
-    finally:
-        _use_kernels = saved
-
-
-Kernel = Callable[[RecurrentCell, Tensor, State], tuple[Tensor, ...]]
-
-_KERNELS: dict[type, Kernel] = {
-    ElmanCell: lambda c, xp, s: (kernels.ElmanKernel.apply(xp, s[0], c.weight_hh, c.nonlinearity),),
-    LeakyCell: lambda c, xp, s: (
-        kernels.LeakyKernel.apply(xp, s[0], c.weight_hh, c.alpha.to(xp.dtype), c.nonlinearity),
-    ),
-    LSTMCell: lambda c, xp, s: kernels.LSTMKernel.apply(xp, s[0], s[1], c.weight_hh),
-    GRUCell: lambda c, xp, s: (kernels.GRUKernel.apply(xp, s[0], c.weight_hh, c.bias_hh),),
-    JordanCell: lambda c, xp, s: (
-        kernels.JordanKernel.apply(
-            xp, s[0], c.weight_ys, c.weight_sy, c.bias_sy, c.nonlinearity, c.output_activation
-        ),
-    ),
-}
-
-
-def kernel_for(cell: RecurrentCell) -> Kernel | None:
-    """The hand-written kernel for this cell, or None when it must run under autograd.
-
-    Only the exact stock classes qualify (a subclass may change the equations),
-    and only without the options that live in ``step``.
-    """
-    if not _use_kernels or type(cell) not in _KERNELS:
-        return None
-    if cell.layer_norm or cell.recurrent_dropout or cell.zoneout or cell.transition_depth > 1:
-        return None
-    return _KERNELS[type(cell)]
+from .plan import Kernel, kernel_choice
 
 
 def scan(
@@ -91,7 +45,7 @@ def scan(
         # zero the padding so that whatever it holds (even NaN) cannot reach a gradient
         x = x.masked_fill(~step_mask(lengths, steps, x.device).unsqueeze(-1), 0.0)
     xp = cell.project_input(x.transpose(0, 1))  # (T, B, G): one product for all steps
-    kernel = kernel_for(cell)
+    kernel, _ = kernel_choice(cell)
     if probe is not None:
         return _run_autograd(cell, xp, state, lengths, probe.transpose(0, 1))
     if kernel is not None:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from . import decoding
-from .cells import check_positive_int
+from .checks import check_positive_int
 from .layers import InputStage, RNNState, mlp, state_from_vector, state_parts, top_layer_vector
 from .padding import check_lengths, step_mask
 from .recurrent import RNN

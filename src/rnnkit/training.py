@@ -140,6 +140,14 @@ class TrainingTask(Protocol):
     def evaluate(self, model: nn.Module) -> dict: ...
 
 
+def recurrent_plans(model: nn.Module) -> list[str]:
+    """One line per distinct way the model's RNNs run (``rnnkit.plan``), for the training log."""
+    from .recurrent import RNN  # the trainer serves any model; only RNNs have a plan
+
+    plans = [m.plan for m in model.modules() if isinstance(m, RNN)]
+    return [f"recurrent path: {p}" for p in dict.fromkeys(plans)]
+
+
 class TrainingDiverged(RuntimeError):
     """Several consecutive steps had a non-finite loss or gradient."""
 
@@ -309,6 +317,9 @@ class Trainer:
     def fit(self) -> dict:
         config = self.config
         progress = _Progress(self.world.is_main and not self.quiet, config, self.step)
+        if progress.active:
+            for line in recurrent_plans(self.model):
+                print(line, flush=True)
         started = time.perf_counter() - self.elapsed
         last_eval: dict = {}
         reason = "steps"

@@ -15,10 +15,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..cells import CELLS
+from ..cells import resolve
 from ..distributed import pick_device, setup, teardown
 from ..ownership import check_claim, claim
 from ..runs import RunDir
+from ..spec import RNNSpec
 from ..training import TrainConfig, Trainer, TrainingDiverged
 from . import options
 
@@ -45,22 +46,14 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     def shown(key: str) -> str:
         return "set by the task, see above" if d[key] is None else str(d[key])
 
-    g = p.add_argument_group("model and training (shared by every task)")
-    g.add_argument(
-        "--cell",
-        default=d["cell"],
-        choices=sorted(CELLS),
-        help=f"recurrent cell (default {d['cell']})",
-    )
+    g = p.add_argument_group("the recurrent stack (shared by every task)")
+    RNNSpec.add_arguments(g, **{k: d[k] for k in ("cell", "hidden", "layers", "dropout")})
+    g = p.add_argument_group("training (shared by every task)")
     for flag, kind, key, text in (
-        ("--hidden", options.units, "hidden", "units per layer"),
-        ("--layers", options.layers, "layers", "stacked layers"),
-        ("--dropout", options.dropout, "dropout", "dropout between layers and before the output"),
         ("--batch-size", options.batch, "batch_size", "global batch size"),
         ("--lr", options.positive(options.MAX_LR), "lr", "peak learning rate of AdamW"),
     ):
         g.add_argument(flag, type=kind, default=d[key], help=f"{text} (default {shown(key)})")
-    g.add_argument("--bidirectional", action="store_true", help="read sequences in both directions")
     g.add_argument("--weight-decay", type=options.real(0.0, options.MAX_LR), default=d["weight_decay"],
                    help=f"AdamW's decoupled weight decay (default {d['weight_decay']})")  # fmt: skip
     g.add_argument("--warmup", type=options.count(0), default=50, help="warm-up steps (default 50)")
@@ -178,7 +171,10 @@ def train_config(args: argparse.Namespace, steps_per_epoch: int) -> TrainConfig:
     )
 
 
-GATES = {"lstm": 4, "gru": 3}  # weight blocks per cell; the others have one
+def gates_of(cell: str) -> int:
+    """Weight blocks per layer of a cell (4 for the LSTM, 3 for the GRU), for memory estimates."""
+    cls = resolve(cell)
+    return max(1, len(getattr(cls, "gate_names", ())), getattr(cls, "gates", 1))
 
 
 def machine_memory(device: str | None = None) -> int:
@@ -206,7 +202,7 @@ def bptt_bytes(
 ) -> float:
     """Activations kept for backpropagation through time over one batch (float32), roughly."""
     directions = 2 if args.bidirectional else 1
-    per_unit = GATES.get(args.cell, 1) + 4  # gate values, the state, its nonlinearity, outputs
+    per_unit = gates_of(args.cell) + 4  # gate values, the state, its nonlinearity, outputs
     recurrent = batch * steps * args.hidden * per_unit * args.layers * directions
     filters = (128 + 256 + 128) * 3 if convolution else 0  # the FCN branch: conv, BN, ReLU
     return 4.0 * (recurrent + batch * steps * filters)
@@ -215,7 +211,7 @@ def bptt_bytes(
 def check_model_options(args: argparse.Namespace) -> None:
     """The model's weights, their gradients and AdamW's two moments must fit in memory."""
     directions = 2 if args.bidirectional else 1
-    per_layer = GATES.get(args.cell, 1) * args.hidden * (args.hidden * (1 + directions) + 2)
+    per_layer = gates_of(args.cell) * args.hidden * (args.hidden * (1 + directions) + 2)
     weights = args.layers * directions * per_layer
     check_memory(
         16.0 * weights,
@@ -242,6 +238,7 @@ def run_dir(args: argparse.Namespace, task: str, resumed=None) -> RunDir:
         given = getattr(args, "given", set())
         scalar = (int, float, str, bool, type(None))  # a list or a dict is stored otherwise
         adopted = {k: v for k, v in saved.items() if isinstance(v, scalar) and k != "task"}
+        adopted.update(RNNSpec.resumed_options(saved))
         adopted.update(resumed(saved) if resumed else {})
         for key, value in adopted.items():
             if key not in given and hasattr(args, key):

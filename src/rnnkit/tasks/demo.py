@@ -8,7 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..cells import CELLS
+from ..cells import resolve
 from ..distributed import World, pick_device
 from ..models import SequenceRegressor
 from ..recurrent import RNN
@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a small RNN on the adding problem (sum two marked values among T steps) "
         "and compare its test MSE with the baseline of always predicting the mean (1/6).",
     )
-    p.add_argument("--cell", default="lstm", choices=sorted(CELLS))
+    p.add_argument("--cell", default="lstm", type=options.cell_name,
+                   help="a cell name or package.module:Class (default lstm)")  # fmt: skip
     p.add_argument(
         "--compare",
         default="elman",
@@ -46,10 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cells = [args.cell] + [c.strip() for c in args.compare.split(",") if c.strip()]
     for cell in cells:
-        if cell not in CELLS:
-            raise ValueError(
-                f"--compare: unknown cell {cell!r}; choose from {', '.join(sorted(CELLS))}"
-            )
+        try:
+            resolve(cell)
+        except ValueError as error:
+            raise ValueError(f"--compare: {error}") from None
     test_x, test_y = adding_problem(
         2000, args.length, torch.Generator().manual_seed(args.seed + 10_000)
     )

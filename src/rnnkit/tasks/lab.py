@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..cells import CELLS
+from ..cells import cell_options, resolve
 from ..diagnostics import linear_recurrence
 from ..distributed import World, pick_device
 from ..ownership import check_claim, claim
@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _problem_options(p)
     _model_options(p, cells=False)
-    p.add_argument("--cell", default="elman", choices=sorted(CELLS), help="(default elman)")
+    p.add_argument("--cell", default="elman", type=options.cell_name,
+                   help="a cell name or package.module:Class (default elman)")  # fmt: skip
     _training_options(p, steps=300, eval_every=25, zero_steps=True)
     options.add_seed(p)
     p.set_defaults(run=gradients)
@@ -233,6 +234,11 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("--length must be >= 2 for the adding problem")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if "nonlinearity" in getattr(args, "given", ()):
+        names = [args.cell] if hasattr(args, "cell") else [c for c, _ in _configurations(args)]
+        for name in names:
+            if "nonlinearity" not in cell_options(resolve(name)):
+                raise ValueError(f"--nonlinearity: cell {name} has no nonlinearity to choose")
 
 
 def run_config(args: argparse.Namespace, cell: str, dilations: list[int] | None, seed: int) -> dict:
@@ -381,10 +387,10 @@ def _configurations(args: argparse.Namespace) -> list[tuple[str, list[int] | Non
     dilated = [c.strip() for c in args.dilated_cells.split(",") if c.strip()]
     for flag, names in (("--cells", cells), ("--dilated-cells", dilated)):
         for cell in names:
-            if cell not in CELLS:
-                raise ValueError(
-                    f"{flag}: unknown cell {cell!r}; choose from {', '.join(sorted(CELLS))}"
-                )
+            try:
+                resolve(cell)
+            except ValueError as error:
+                raise ValueError(f"{flag}: {error}") from None
             if names.count(cell) > 1:
                 raise ValueError(f"{flag} names {cell!r} twice")
     if args.dilations and not dilated:

@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..cells import cell_options, resolve
 from ..diagnostics import GradientFlow, gradient_flow
 from ..initialization import chrono_init_, scale_recurrent_radius_
 from ..models import SequenceClassifier, SequenceRegressor, SequenceTagger
-from ..recurrent import RNN
+from ..spec import RNNSpec
 from ..training import Monitor, SeededSource
 from .common import number_list
 from .synthetic import PROBLEMS, LongRangeProblem
@@ -21,24 +22,26 @@ from .synthetic import PROBLEMS, LongRangeProblem
 VAL_SEED, TEST_SEED, PROBE_SEED = 10_000, 20_000, 30_000
 
 
+LAB_CELL_OPTIONS = ("nonlinearity", "learn_alpha", "max_timescale")
+
+
 def build_model(config: dict) -> nn.Module:
     """The model of a lab run's config: an RNN and the problem's head, initialised as asked."""
     problem = PROBLEMS[config["problem"]]
     dilations = config.get("dilations")
     layers = len(dilations) if dilations else config["layers"]
-    options = {}
-    if config["cell"] == "leaky":
-        options = {"learn_alpha": config["learn_alpha"], "max_timescale": config["max_timescale"]}
-    if config["cell"] in ("elman", "leaky", "jordan"):
-        options["nonlinearity"] = config.get("nonlinearity", "tanh")
-    rnn = RNN(
+    # the lab's cell options go to the cells that take them (--nonlinearity given to a cell
+    # without one is refused by the lab's command line)
+    takes = cell_options(resolve(config["cell"]))
+    options = {key: config[key] for key in LAB_CELL_OPTIONS if key in takes and key in config}
+    spec = RNNSpec(
         config["cell"],
-        problem.input_size,
-        config["hidden"],
-        num_layers=layers,
-        dilations=dilations,
-        **options,
+        hidden=config["hidden"],
+        layers=layers,
+        dilations=tuple(dilations) if dilations else None,
+        cell_options={**options, **(config.get("cell_options") or {})},
     )
+    rnn = spec.build(problem.input_size)
     model: nn.Module
     if problem.head == "regressor":
         model = SequenceRegressor(rnn, problem.outputs)

@@ -118,6 +118,41 @@ def path(text: str) -> str:
     return text
 
 
+def cell_name(text: str) -> str:
+    """A registered cell or ``package.module:Class``, imported now so that a typo stops the parser."""
+    from ..cells import resolve
+
+    try:
+        resolve(text.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text.strip()
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``key=value`` of --cell-option; the value read as a number, true/false/null, or text."""
+    from ..spec import parse_value
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY an argument name")
+    return key.strip(), parse_value(value.strip())
+
+
+MAX_DILATION = 4096
+
+
+def dilations(text: str) -> tuple[int, ...]:
+    """Comma-separated dilations, one per layer, each in [1, 4096]."""
+    step = count(1, MAX_DILATION)
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts) or len(parts) > MAX_LAYERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 1 to {MAX_LAYERS} comma-separated integers, e.g. 1,2,4"
+        )
+    return tuple(int(step(part)) for part in parts)
+
+
 def device(text: str) -> str:
     """cpu, cuda or cuda:N, available on this machine."""
     try:

@@ -30,7 +30,7 @@ from .. import decoding
 from ..diagnostics import GradientFlow, gradient_flow
 from ..distributed import World, pick_device
 from ..models import SequenceTagger
-from ..recurrent import RNN
+from ..spec import RNNSpec
 from ..training import Monitor
 from . import options
 from .common import (
@@ -401,13 +401,7 @@ class TextTask:
 
 def build_model(config: dict) -> SequenceTagger:
     vocab = len(config["vocab"])
-    rnn = RNN(
-        config["cell"],
-        config["embed"],
-        config["hidden"],
-        num_layers=config["layers"],
-        dropout=config["dropout"],
-    )
+    rnn = RNNSpec.from_config(config).build(config["embed"])
     return SequenceTagger(rnn, vocab, vocab_size=vocab, dropout=config["dropout"])
 
 
@@ -537,10 +531,7 @@ def train(args: argparse.Namespace) -> int:
         "vocab": vocab.chars,
         "min_count": min_count,
         "val_fraction": args.val_fraction,
-        "cell": args.cell,
-        "hidden": args.hidden,
-        "layers": args.layers,
-        "dropout": args.dropout,
+        **RNNSpec.from_args(args).to_config(),
         "embed": args.embed,
         "bptt": args.bptt,
         "batch_size": args.batch_size,
@@ -550,10 +541,7 @@ def train(args: argparse.Namespace) -> int:
     comparable = (
         "data",
         "vocab",
-        "cell",
-        "hidden",
-        "layers",
-        "dropout",
+        *RNNSpec.config_keys(),
         "embed",
         "bptt",
         "batch_size",

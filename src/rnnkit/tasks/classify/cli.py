@@ -17,6 +17,7 @@ from torch import nn
 from ...distributed import World, pick_device
 from ...models import Pooling
 from ...runs import RunDir, check_output, register_run_files, save_json
+from ...spec import RNNSpec
 from ...training import Trainer, best_record
 from .. import options
 from ..common import (
@@ -211,11 +212,7 @@ def train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         pooling=args.pooling,
         conv=args.conv,
-        cell=args.cell,
-        hidden=args.hidden,
-        layers=args.layers,
-        bidirectional=args.bidirectional,
-        dropout=args.dropout,
+        **RNNSpec.from_args(args).to_config(),
         batch_size=args.batch_size,
         seed=args.seed,
         refit=args.refit,

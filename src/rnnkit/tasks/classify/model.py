@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ...cells import check_positive_int
+from ...checks import check_positive_int
 from ...models import Pooling
 from ...padding import check_lengths, step_mask
-from ...recurrent import RNN
+from ...spec import RNNSpec
 
 FILTERS = ((128, 8), (256, 5), (128, 3))
 
@@ -64,30 +64,24 @@ class Classifier(nn.Module):
 
     Example::
 
-        model = Classifier("lstm", channels=1, classes=2, hidden=64, conv=True)
+        model = Classifier(RNNSpec("lstm", hidden=64), channels=1, classes=2, conv=True)
         logits = model(torch.randn(8, 150, 1))
     """
 
     def __init__(
         self,
-        cell: str,
+        spec: RNNSpec,
         channels: int,
         classes: int,
-        hidden: int = 64,
-        layers: int = 1,
-        bidirectional: bool = False,
         pooling: str = "last",
-        dropout: float = 0.0,
         conv: bool = False,
     ) -> None:
         super().__init__()
-        self.rnn = RNN(
-            cell, channels, hidden, num_layers=layers, bidirectional=bidirectional, dropout=dropout
-        )
+        self.rnn = spec.build(channels)
         self.pool = Pooling(pooling, self.rnn.output_size, self.rnn.num_directions)
         self.conv = ConvBranch(channels) if conv else None
         width = self.rnn.output_size + (self.conv.output_size if conv else 0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(spec.dropout)
         self.head = nn.Linear(width, check_positive_int("classes", classes))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:

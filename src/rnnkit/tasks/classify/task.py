@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...diagnostics import GradientFlow, gradient_flow
+from ...spec import RNNSpec
 from ...training import Monitor, SeededSource
 from . import data, metrics
 from .model import Classifier, Ensemble
@@ -73,14 +74,10 @@ def build_model(config: dict, members: int | None = None) -> nn.Module:
     if count > 1:
         return Ensemble([build_model(config, 1) for _ in range(count)])
     return Classifier(
-        config["cell"],
+        RNNSpec.from_config(config),
         config["channels"],
         len(config["classes"]),
-        hidden=config["hidden"],
-        layers=config["layers"],
-        bidirectional=config["bidirectional"],
         pooling=config["pooling"],
-        dropout=config["dropout"],
         conv=config["conv"],
     )
 

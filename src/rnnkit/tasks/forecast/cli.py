@@ -11,6 +11,7 @@ import torch
 
 from ...distributed import World, pick_device
 from ...runs import RunDir, check_output, register_run_files, save_json
+from ...spec import RNNSpec
 from .. import options
 from ..common import (
     add_train_options,
@@ -235,10 +236,7 @@ def train(args: argparse.Namespace) -> int:
         "normalise": args.normalise,
         "quantiles": quantiles or None,
         "highway": args.highway,
-        "cell": args.cell,
-        "hidden": args.hidden,
-        "layers": args.layers,
-        "dropout": args.dropout,
+        **RNNSpec.from_args(args).to_config(),
         "batch_size": args.batch_size,
         "seed": args.seed,
     }

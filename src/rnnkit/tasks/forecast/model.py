@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ...cells import check_choice, check_positive_int
+from ...checks import check_choice, check_positive_int
 from ...models import SequenceRegressor
-from ...recurrent import RNN
 from ...seq2seq import EncoderDecoder
+from ...spec import RNNSpec
 
 STRATEGIES = ("direct", "seq2seq")
 
@@ -42,20 +42,17 @@ class Forecaster(nn.Module):
 
     Example::
 
-        model = Forecaster("lstm", input_size=6, target_channels=[0], horizon=7)
+        model = Forecaster(RNNSpec("lstm", hidden=64), input_size=6, target_channels=[0], horizon=7)
         forecast = model(torch.randn(32, 30, 6))     # (32, 7, 1)
     """
 
     def __init__(
         self,
-        cell: str,
+        spec: RNNSpec,
         input_size: int,
         target_channels: list[int],
         horizon: int,
-        hidden: int = 64,
-        layers: int = 1,
         strategy: str = "direct",
-        dropout: float = 0.0,
         teacher_forcing: float = 1.0,
         quantiles: Sequence[float] = (),
         highway_window: int | None = None,
@@ -71,13 +68,14 @@ class Forecaster(nn.Module):
         self.register_buffer("target_channels", torch.tensor(target_channels), persistent=False)
         self.targets = len(target_channels)
         self.teacher_forcing = teacher_forcing
-        encoder = RNN(cell, input_size, hidden, num_layers=layers, dropout=dropout)
+        dropout = spec.dropout
+        encoder = spec.build(input_size)
         per_target = max(1, len(self.quantiles))
         if self.strategy == "direct":
             width = self.horizon * self.targets * per_target
             self.net = SequenceRegressor(encoder, width, dropout=dropout)
         else:
-            decoder = RNN(cell, self.targets, hidden, num_layers=layers, dropout=dropout)
+            decoder = spec.build(self.targets, bidirectional=False)
             quantile_head = {}
             if self.quantiles:  # each target's Q quantiles side by side; its median is fed back
                 quantile_head = dict(

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...diagnostics import GradientFlow, gradient_flow
+from ...spec import RNNSpec
 from ...training import Monitor, SeededSource
 from . import metrics, prepare, windows
 from .calibration import apply_shifts
@@ -106,14 +107,11 @@ def check_targets(train: np.ndarray, targets: list[str]) -> None:
 
 def build_model(config: dict, input_size: int) -> Forecaster:
     return Forecaster(
-        config["cell"],
+        RNNSpec.from_config(config),
         input_size,
         list(range(len(config["targets"]))),
         config["horizon"],
-        hidden=config["hidden"],
-        layers=config["layers"],
         strategy=config["strategy"],
-        dropout=config["dropout"],
         quantiles=config.get("quantiles") or (),
         highway_window=config["window"] if config.get("highway") else None,
     )

@@ -19,6 +19,7 @@ import torch
 
 from ...distributed import World, pick_device
 from ...runs import atomic_write, check_output, register_run_files, save_json
+from ...spec import RNNSpec
 from .. import options
 from ..common import (
     add_train_options,
@@ -248,10 +249,7 @@ def load_held_out(path: Path) -> tuple[Rolls, np.ndarray]:
 
 def build_model(config: dict) -> RollModel:
     return RollModel(
-        config["cell"],
-        config["hidden"],
-        config["layers"],
-        config["dropout"],
+        RNNSpec.from_config(config),
         config["output"],
         config["joint_hidden"],
         config["genres"],
@@ -322,10 +320,7 @@ def train(args: argparse.Namespace) -> int:
         genres=genres if condition != "none" else [],  # the ones the model is conditioned on
         data_genres=genres,
         pieces={k: len(v) for k, v in parts.items()},
-        cell=args.cell,
-        hidden=args.hidden,
-        layers=args.layers,
-        dropout=args.dropout,
+        **RNNSpec.from_args(args).to_config(),
         output=args.output,
         joint_hidden=args.joint_hidden,
         condition=condition,

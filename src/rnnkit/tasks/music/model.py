@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ...layers import RNNState
 from ...models import ConditionedGenerator
 from ...padding import check_lengths, step_mask
-from ...recurrent import RNN
+from ...spec import RNNSpec
 from .outputs import key_distribution
 from .rolls import KEYS
 
@@ -35,10 +35,7 @@ class RollModel(nn.Module):
 
     def __init__(
         self,
-        cell: str = "lstm",
-        hidden: int = 256,
-        layers: int = 1,
-        dropout: float = 0.0,
+        spec: RNNSpec | None = None,
         output: str = "bernoulli",
         joint_hidden: int = 128,
         genres: list[str] | None = None,
@@ -54,7 +51,9 @@ class RollModel(nn.Module):
         self.condition = condition
         self.keys = key_distribution(output, joint_hidden)
         extra = genre_size if condition in ("input", "both") else 0
-        rnn = RNN(cell, KEYS + extra, hidden, num_layers=layers, dropout=dropout)
+        spec = spec or RNNSpec()
+        dropout = spec.dropout
+        rnn = spec.build(KEYS + extra)
         if condition == "none":
             self.rnn = rnn
             self.dropout = nn.Dropout(dropout)

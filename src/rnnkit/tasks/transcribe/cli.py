@@ -17,6 +17,7 @@ import torch
 
 from ...distributed import World, pick_device
 from ...runs import RunDir, register_run_files, save_json
+from ...spec import RNNSpec
 from .. import options
 from ..common import (
     add_switch,
@@ -262,14 +263,10 @@ def train(args: argparse.Namespace) -> int:
         target_symbols=target.to_config(),
         longest_target=max(len(p.target) for p in train_pairs),
         max_length=args.max_length,
-        cell=args.cell,
+        **RNNSpec.from_args(args).to_config(),
         embed=args.embed,
-        hidden=args.hidden,
-        layers=args.layers,
-        bidirectional=args.bidirectional,
         attention=args.attention,
         input_feeding=args.input_feeding,
-        dropout=args.dropout,
         batch_size=args.batch_size,
         teacher_forcing_final=args.teacher_forcing_final,
         seed=args.seed,

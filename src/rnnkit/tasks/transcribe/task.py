@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from ...decoding import Hypothesis
 from ...diagnostics import GradientFlow, gradient_flow
-from ...recurrent import RNN
 from ...seq2seq import EncoderDecoder
+from ...spec import RNNSpec
 from ...training import Monitor, SeededSource
 from .data import BOS, EOS, PAD, Pair, Vocabulary
 from .metrics import error_rates
@@ -111,20 +111,11 @@ class PairBatches(SeededSource):
 
 def build_model(config: dict) -> EncoderDecoder:
     """Embeddings of ``embed`` units; an encoder (bidirectional as asked) and a decoder of ``hidden``."""
-    embed, hidden, layers = config["embed"], config["hidden"], config["layers"]
-    encoder = RNN(
-        config["cell"],
-        embed,
-        hidden,
-        num_layers=layers,
-        bidirectional=config["bidirectional"],
-        dropout=config["dropout"],
-    )
+    embed, spec = config["embed"], RNNSpec.from_config(config)
+    encoder = spec.build(embed)
     feeding = config["attention"] and config.get("input_feeding", True)
     context = encoder.output_size if feeding else 0
-    decoder = RNN(
-        config["cell"], embed + context, hidden, num_layers=layers, dropout=config["dropout"]
-    )
+    decoder = spec.build(embed + context, bidirectional=False)
     return EncoderDecoder(
         encoder,
         decoder,
