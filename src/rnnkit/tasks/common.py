@@ -9,8 +9,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -367,3 +369,104 @@ def run_training(
             raise ValueError(str(error)) from None
     finally:
         teardown(world)
+
+
+# -- the one train sequence ------------------------------------------------------------
+@dataclass
+class Prepared:
+    """What a task's ``prepare`` hands to the shared train sequence."""
+
+    config: dict  # the run's config.json (the spec's keys included)
+    task: Any  # what the Trainer trains on (rnnkit.training.Task)
+    steps_per_epoch: int
+    headline: str | Callable[[Any], str]  # the run's first line (or one made from the model)
+    comparable: tuple[str, ...] | None = None  # keys --resume compares; None: all but "task"
+    training_share: float = 1.0  # the share of --minutes that training may take
+    state: dict = field(default_factory=dict)  # what the task's own hooks share
+
+
+class TaskRecipe:
+    """What a task plugs into ``train_task``; a new application is one module with one of these.
+
+    ``name`` is the task (config.json's "task", the default run folder);
+    ``forward_only`` is the reason the task refuses --bidirectional, when it
+    does. ``diagnosis`` (optional) rebuilds a model and a probe from a run's
+    config for ``rnnkit diagnose``.
+    """
+
+    name: str = ""
+    forward_only: str | None = None
+    metric_name: str = "validation loss"
+    diagnosis: Callable[[dict], tuple] | None = None
+
+    def resumed_options(self, saved: dict) -> dict:
+        """Options --resume takes back from a run's config that are not stored under their name."""
+        return {}
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        """The task's option defaults and checks that need more than one option."""
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        """Read and check the data; build the config and the training task. Writes nothing."""
+        raise NotImplementedError
+
+    def build_model(self, config: dict) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def best_line(self, run: RunDir, result: dict) -> str:
+        return f"best {self.metric_name} {result['best']:.4f}; stopped by {result['stopped_by']}"
+
+    def before_training(self, run: RunDir, prepared: Prepared, args: argparse.Namespace) -> None:
+        """Files a run keeps beside its weights, written once the run directory is owned."""
+
+    def after_training(
+        self, run: RunDir, model: torch.nn.Module, prepared: Prepared, args, result: dict
+    ) -> None:
+        """The test, the report, the files written after training (the best weights are loaded)."""
+
+
+RECIPES: dict[str, TaskRecipe] = {}
+
+
+def register_task(recipe: TaskRecipe) -> TaskRecipe:
+    """Make a task known to ``rnnkit diagnose`` (and to anything that looks a run's task up)."""
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def train_task(args: argparse.Namespace, recipe: TaskRecipe) -> int:
+    """Every task's ``train``: one sequence, the task's hooks where tasks differ.
+
+    1. the run directory is checked (in use, already a run, nothing to resume),
+       before any data is read; 2. the task's and the model's options; 3. the
+       data, the config and the training task (``prepare``); 4. the seed, then
+       the model from the config; 5. the run directory is claimed and named;
+       6. training under the time budget; 7. the best weights are reloaded and
+       the task reports.
+    """
+    run_dir(args, recipe.name, recipe.resumed_options)
+    recipe.check_options(args)
+    check_model_options(args)
+    spec = RNNSpec.from_args(args)
+    if spec.bidirectional and recipe.forward_only:
+        raise ValueError(f"--bidirectional {recipe.forward_only}")
+    prepared = recipe.prepare(args, spec)
+    torch.manual_seed(args.seed)
+    model = recipe.build_model(prepared.config)
+    comparable = prepared.comparable
+    if comparable is None:
+        comparable = tuple(k for k in prepared.config if k != "task")
+    with owned_run(args, recipe.name, prepared.config, comparable) as run:
+        if is_main_process():
+            headline = prepared.headline
+            headline = headline if isinstance(headline, str) else headline(model)
+            print(f"{headline}; run in {run.path}", flush=True)
+        recipe.before_training(run, prepared, args)
+        result = run_training(model, prepared.task, args, run, prepared.config,
+                              prepared.steps_per_epoch, f"{recipe.name}: {spec.cell}",
+                              deadline=command_deadline(args, prepared.training_share))  # fmt: skip
+        if is_main_process():
+            print(recipe.best_line(run, result), flush=True)
+        run.load_weights(model)
+        recipe.after_training(run, model, prepared, args, result)
+    return 0

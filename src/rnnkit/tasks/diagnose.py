@@ -19,6 +19,7 @@ from ..plots import gradient_flow_heatmap, gradient_flow_lines
 from ..runs import GRADIENT_FLOW, RunDir, register_run_files, save_json
 from ..training import best_record
 from . import options
+from .common import RECIPES
 
 HEATMAP, LINES, SUMMARY = "gradient_flow.png", "gradient_flow_lines.png", "gradient_flow.json"
 register_run_files(HEATMAP, LINES, SUMMARY)
@@ -40,14 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _measure_now(run: RunDir, config: dict, device: torch.device) -> list[dict]:
     """For runs that recorded nothing: the flow at a fresh initialisation and with the best weights."""
-    from . import lab, text
-
-    builders = {"lab": lab.diagnosis, "text": text.diagnosis}
-    if config["task"] not in builders:
+    recipe = RECIPES.get(config["task"])
+    if recipe is None or recipe.diagnosis is None:
         raise ValueError(
             f"{run.path} recorded no {GRADIENT_FLOW} and its task {config['task']!r} cannot rebuild its data"
         )
-    build, task = builders[config["task"]](config)
+    build, task = recipe.diagnosis(config)
     torch.manual_seed(config.get("seed", 0))
     fresh = build().to(device)
     trained = build()

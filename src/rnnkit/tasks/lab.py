@@ -26,7 +26,7 @@ from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_meth
 from ..runs import GRADIENT_FLOW, RunDir, register_run_files, save_json
 from ..training import TrainConfig, Trainer, TrainingDiverged
 from . import longrange, options
-from .common import number_list, task_verbs
+from .common import TaskRecipe, number_list, register_task, task_verbs
 from .diagnose import write_diagnosis
 from .synthetic import PROBLEMS
 
@@ -276,6 +276,16 @@ def make_task(config: dict) -> longrange.LongRangeTask:
 def diagnosis(config: dict) -> tuple[Callable[[], torch.nn.Module], longrange.LongRangeTask]:
     """What ``rnnkit diagnose`` needs to measure a lab run afresh: a model builder and the task."""
     return (lambda: longrange.build_model(config)), make_task(config)
+
+
+class LabRecipe(TaskRecipe):
+    """The lab's runs, for ``rnnkit diagnose`` (the lab trains through its own verbs)."""
+
+    name = TASK
+    diagnosis = staticmethod(diagnosis)
+
+
+register_task(LabRecipe())
 
 
 def train_run(

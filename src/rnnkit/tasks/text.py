@@ -30,19 +30,20 @@ from .. import decoding
 from ..diagnostics import GradientFlow, gradient_flow
 from ..distributed import World, pick_device
 from ..models import SequenceTagger
+from ..runs import RunDir
 from ..spec import RNNSpec
 from ..training import Monitor
 from . import options
 from .common import (
+    Prepared,
+    TaskRecipe,
     add_train_options,
     check_memory,
-    check_model_options,
     fingerprint,
-    owned_run,
     read_run,
-    run_dir,
-    run_training,
+    register_task,
     task_verbs,
+    train_task,
     warn,
 )
 
@@ -508,77 +509,75 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=evaluate)
 
 
-def train(args: argparse.Namespace) -> int:
-    # in use, already a run, nothing to resume: said before the text is read
-    run_dir(args, TASK, resumed=lambda saved: {"data": saved["data"].get("path")})
-    if args.steps is None and args.epochs is None and args.minutes is None:
-        args.minutes = 5.0
-    apply_budget_defaults(args)
-    check_model_options(args)
-    if args.bidirectional:
-        raise ValueError(
-            "--bidirectional cannot predict the next character: it would read the future"
-        )
-    corpus = load_corpus(args.data)
-    min_count = args.min_count or (STDLIB_MIN_COUNT if args.data is None else 1)
-    train_text_len = len(corpus.text) - int(len(corpus.text) * args.val_fraction)
-    vocab = Vocab.build(corpus.text[:train_text_len], min_count, corpus.text[train_text_len:])
-    ids = vocab.encode(corpus.text, strict=False)
-    train_ids, val_ids = split(ids, args.val_fraction)
-    config = {
-        "task": TASK,
-        "data": corpus.source,
-        "vocab": vocab.chars,
-        "min_count": min_count,
-        "val_fraction": args.val_fraction,
-        **RNNSpec.from_args(args).to_config(),
-        "embed": args.embed,
-        "bptt": args.bptt,
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-        "data_fingerprint": fingerprint(corpus.text),
-    }
-    comparable = (
-        "data",
-        "vocab",
-        *RNNSpec.config_keys(),
-        "embed",
-        "bptt",
-        "batch_size",
-        "seed",
-    )
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    task = TextTask(
-        train_ids,
-        val_ids,
-        args.batch_size,
-        args.bptt,
-        rank,
-        world,
-        args.eval_chars,
-        args.sampling,
-        args.seed,
-    )
-    torch.manual_seed(args.seed)
-    model = build_model(config)
-    with owned_run(args, TASK, config, comparable) as run:
-        if rank == 0:
+class TextRecipe(TaskRecipe):
+    """Next-character prediction: what the text task plugs into the shared train sequence."""
+
+    name = TASK
+    forward_only = "cannot predict the next character: it would read the future"
+    metric_name = "validation NLL"
+
+    def resumed_options(self, saved: dict) -> dict:
+        return {"data": saved["data"].get("path")}
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        if args.steps is None and args.epochs is None and args.minutes is None:
+            args.minutes = 5.0
+        apply_budget_defaults(args)
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        corpus = load_corpus(args.data)
+        min_count = args.min_count or (STDLIB_MIN_COUNT if args.data is None else 1)
+        train_text_len = len(corpus.text) - int(len(corpus.text) * args.val_fraction)
+        vocab = Vocab.build(corpus.text[:train_text_len], min_count, corpus.text[train_text_len:])
+        ids = vocab.encode(corpus.text, strict=False)
+        train_ids, val_ids = split(ids, args.val_fraction)
+        config = {
+            "task": TASK,
+            "data": corpus.source,
+            "vocab": vocab.chars,
+            "min_count": min_count,
+            "val_fraction": args.val_fraction,
+            **spec.to_config(),
+            "embed": args.embed,
+            "bptt": args.bptt,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "data_fingerprint": fingerprint(corpus.text),
+        }
+        comparable = ("data", "vocab", *RNNSpec.config_keys(), "embed", "bptt", "batch_size",
+                      "seed")  # fmt: skip
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        task = TextTask(train_ids, val_ids, args.batch_size, args.bptt, rank, world,
+                        args.eval_chars, args.sampling, args.seed)  # fmt: skip
+
+        def headline(model: SequenceTagger) -> str:
             params = sum(p.numel() for p in model.parameters())
-            print(
+            return (
                 f"text: {len(train_ids):,} training and {len(val_ids):,} validation characters, "
-                f"{len(vocab)} symbols; {args.cell} {args.layers}x{args.hidden}, {params:,} "
-                f"parameters; run in {run.path}",
-                flush=True,
+                f"{len(vocab)} symbols; {spec.cell} {spec.layers}x{spec.hidden}, "
+                f"{params:,} parameters"
             )
-        title = f"text: {args.cell} {args.layers}x{args.hidden}"
-        result = run_training(model, task, args, run, config, task.batches.steps_per_epoch, title)
-    if rank == 0:
-        print(
+
+        return Prepared(config, task, task.batches.steps_per_epoch, headline, comparable)
+
+    def build_model(self, config: dict) -> SequenceTagger:
+        return build_model(config)
+
+    def best_line(self, run: RunDir, result: dict) -> str:
+        return (
             f"best validation NLL {result['best']:.4f} nats/char "
             f"({result['best'] / math.log(2):.3f} bits/char); stopped by {result['stopped_by']}; "
             f"weights in {run.file('model.safetensors')}"
         )
-    return 0
+
+    diagnosis = staticmethod(diagnosis)
+
+
+RECIPE = register_task(TextRecipe())
+
+
+def train(args: argparse.Namespace) -> int:
+    return train_task(args, RECIPE)
 
 
 def load_run(path: str, device: str | None) -> tuple[dict, SequenceTagger, Vocab, torch.device]:

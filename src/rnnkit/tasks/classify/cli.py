@@ -21,20 +21,20 @@ from ...spec import RNNSpec
 from ...training import Trainer, best_record
 from .. import options
 from ..common import (
+    Prepared,
+    TaskRecipe,
     add_switch,
     add_train_options,
     bptt_bytes,
     check_memory,
-    check_model_options,
     command_deadline,
     fingerprint,
-    owned_run,
     read_run,
-    run_dir,
-    run_training,
+    register_task,
     run_verb,
     task_verbs,
     train_config,
+    train_task,
     warn,
 )
 from . import data
@@ -181,83 +181,98 @@ def resumed_options(saved: dict) -> dict:
             "label_col": source.get("label_col", "label")}  # fmt: skip
 
 
-def train(args: argparse.Namespace) -> int:
-    # in use, already a run, nothing to resume: said before the data is read
-    run_dir(args, TASK, resumed_options)
-    check_model_options(args)
-    if args.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("--refit trains in one process; run it without torchrun")
-    if args.ensemble is None:
-        args.ensemble = DEFAULT_ENSEMBLE if args.refit else 1
-    if args.ensemble > 1 and not args.refit:
-        raise ValueError("--ensemble refits its members on every training series: drop --no-refit")
-    source = source_config(args)
-    config = {"task": TASK, "source": source}
-    print(f"classify: reading {data.describe_source(source)}", flush=True)
-    training = load_training(config)
-    data.check_training(training)
-    test = load_test(config)  # read now so that a bad file stops us before a run exists
-    data.check_compatible(training, test)
-    fit_part, val_part = data.stratified_split(training.labels, args.val_fraction, args.seed)
-    if len(val_part) == 0:
-        raise ValueError(
-            "no class has two training series, so none can be held out for validation: "
-            "give at least two series of one class or more"
+class ClassifyRecipe(TaskRecipe):
+    """Time-series classification: what the classify task plugs into the shared train sequence."""
+
+    name = TASK
+    metric_name = "validation error"
+
+    resumed_options = staticmethod(resumed_options)
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        if args.refit and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("--refit trains in one process; run it without torchrun")
+        if args.ensemble is None:
+            args.ensemble = DEFAULT_ENSEMBLE if args.refit else 1
+        if args.ensemble > 1 and not args.refit:
+            raise ValueError(
+                "--ensemble refits its members on every training series: drop --no-refit"
+            )
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        source = source_config(args)
+        config = {"task": TASK, "source": source}
+        print(f"classify: reading {data.describe_source(source)}", flush=True)
+        training = load_training(config)
+        data.check_training(training)
+        test = load_test(config)  # read now so that a bad file stops us before a run exists
+        data.check_compatible(training, test)
+        fit_part, val_part = data.stratified_split(training.labels, args.val_fraction, args.seed)
+        if len(val_part) == 0:
+            raise ValueError(
+                "no class has two training series, so none can be held out for validation: "
+                "give at least two series of one class or more"
+            )
+        fitted = training.subset(fit_part)
+        config.update(
+            classes=training.classes,
+            channels=training.channels,
+            znorm=args.znorm,
+            val_fraction=args.val_fraction,
+            pooling=args.pooling,
+            conv=args.conv,
+            **spec.to_config(),
+            batch_size=args.batch_size,
+            seed=args.seed,
+            refit=args.refit,
+            ensemble=args.ensemble,
         )
-    fitted = training.subset(fit_part)
-    config.update(
-        classes=training.classes,
-        channels=training.channels,
-        znorm=args.znorm,
-        val_fraction=args.val_fraction,
-        pooling=args.pooling,
-        conv=args.conv,
-        **RNNSpec.from_args(args).to_config(),
-        batch_size=args.batch_size,
-        seed=args.seed,
-        refit=args.refit,
-        ensemble=args.ensemble,
-    )
-    config["scaler"] = fit_scaler(data.z_normalise(fitted) if args.znorm else fitted)
-    config["data_fingerprint"] = fingerprint(
-        *training.series, training.labels, *test.series, test.labels
-    )
-    comparable = tuple(k for k in config if k not in ("task", "scaler"))
-    lengths = training.lengths
-    check_memory(
-        bptt_bytes(args, min(args.batch_size, len(fit_part)), int(lengths.max()),
-                   convolution=args.conv),
-        f"a batch of {min(args.batch_size, len(fit_part))} series of {int(lengths.max()):,} steps",
-        "lower --batch-size or --hidden, or cut the series shorter",
-    )  # fmt: skip
-    encoded_fit = encode(fitted, config)
-    task = ClassifyTask(encoded_fit, encode(training.subset(val_part), config), config)
-    task.expect_test(encode(test, config), training, reserve=not args.refit)
-    steps_per_epoch = max(1, math.ceil(len(fit_part) / task.batches.batch))
-    budget = auto_budget(args, steps_per_epoch)
-    torch.manual_seed(args.seed)
-    model = build_model(config, members=1)
-    with owned_run(args, TASK, config, comparable) as run:
-        print(
+        config["scaler"] = fit_scaler(data.z_normalise(fitted) if args.znorm else fitted)
+        config["data_fingerprint"] = fingerprint(
+            *training.series, training.labels, *test.series, test.labels
+        )
+        comparable = tuple(k for k in config if k not in ("task", "scaler"))
+        lengths = training.lengths
+        batch = min(args.batch_size, len(fit_part))
+        check_memory(
+            bptt_bytes(args, batch, int(lengths.max()), convolution=args.conv),
+            f"a batch of {batch} series of {int(lengths.max()):,} steps",
+            "lower --batch-size or --hidden, or cut the series shorter",
+        )
+        task = ClassifyTask(encode(fitted, config), encode(training.subset(val_part), config),
+                            config)  # fmt: skip
+        task.expect_test(encode(test, config), training, reserve=not args.refit)
+        steps_per_epoch = max(1, math.ceil(len(fit_part) / task.batches.batch))
+        budget = auto_budget(args, steps_per_epoch)
+        span = f"{lengths.min()}{'' if lengths.min() == lengths.max() else f'-{lengths.max()}'}"
+        headline = (
             f"classify {training.source}: {len(training)} training series ({len(fit_part)} train, "
             f"{len(val_part)} validation), {len(test)} test, {len(training.classes)} classes, "
-            f"{training.channels} channel{'s' * (training.channels != 1)}, length "
-            f"{lengths.min()}{'' if lengths.min() == lengths.max() else f'-{lengths.max()}'}; "
-            f"{args.cell}{' bidirectional' if args.bidirectional else ''} {args.hidden}, pooling "
-            f"{args.pooling}{', conv branch' if args.conv else ''}; budget {budget}; "
-            f"run in {run.path}",
-            flush=True,
+            f"{training.channels} channel{'s' * (training.channels != 1)}, length {span}; "
+            f"{spec.cell}{' bidirectional' if spec.bidirectional else ''} {spec.hidden}, pooling "
+            f"{args.pooling}{', conv branch' if args.conv else ''}; budget {budget}"
         )
-        result = run_training(model, task, args, run, config, steps_per_epoch,
-                              f"classify: {args.cell}",
-                              deadline=command_deadline(args, phase_one_share(args)))  # fmt: skip
-        print(f"best validation error {result['best']:.4f}; stopped by {result['stopped_by']}")
+        return Prepared(config, task, steps_per_epoch, headline, comparable,
+                        training_share=phase_one_share(args),
+                        state={"training": training, "test": test})  # fmt: skip
+
+    def build_model(self, config: dict) -> nn.Module:
+        return build_model(config, members=1)
+
+    def after_training(self, run: RunDir, model, prepared: Prepared, args, result: dict) -> None:
+        config, training, test = prepared.config, prepared.state["training"], prepared.state["test"]
         if args.refit:
-            refit(run, config, encode(training, config), args, task)
+            refit(run, config, encode(training, config), args, prepared.task)
         model = trained_model(run, config)
         print(f"scoring the {len(test)} test series and the baselines", flush=True)
         report(test_result(model.cpu(), run, config, training, test), config)
-    return 0
+
+
+RECIPE = register_task(ClassifyRecipe())
+
+
+def train(args: argparse.Namespace) -> int:
+    return train_task(args, RECIPE)
 
 
 def refit(

@@ -14,15 +14,15 @@ from ...runs import RunDir, check_output, register_run_files, save_json
 from ...spec import RNNSpec
 from .. import options
 from ..common import (
+    Prepared,
+    TaskRecipe,
     add_train_options,
-    check_model_options,
     fingerprint,
     number_list,
-    owned_run,
     read_run,
-    run_dir,
-    run_training,
+    register_task,
     task_verbs,
+    train_task,
     warn,
 )
 from . import calibration, prepare
@@ -210,66 +210,77 @@ def resumed_options(saved: dict) -> dict:
     }
 
 
-def train(args: argparse.Namespace) -> int:
-    # in use, already a run, nothing to resume: said before the data is read
-    run_dir(args, TASK, resumed_options)
-    if args.steps is None and args.epochs is None and args.minutes is None:
-        args.minutes = 2.0
-    check_model_options(args)
-    if args.bidirectional:
-        raise ValueError(
-            "--bidirectional would read the future of the window's last step: not for forecasting"
-        )
-    quantiles = parse_quantiles(args.quantiles)
-    if quantiles and args.normalise == "diff":
-        raise ValueError(
-            "--quantiles cannot go with --normalise diff: a sum of quantiles is not a quantile"
-        )
-    config = {
-        "task": TASK,
-        **data_config(args),
-        "window": args.window,
-        "horizon": args.horizon,
-        "val_fraction": args.val_fraction,
-        "test_fraction": args.test_fraction,
-        "strategy": args.strategy,
-        "normalise": args.normalise,
-        "quantiles": quantiles or None,
-        "highway": args.highway,
-        **RNNSpec.from_args(args).to_config(),
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-    }
-    series = build_series(config)  # every data error surfaces before a run directory is made
-    config["data_fingerprint"] = fingerprint(series.raw, series.times)
-    config["season"] = series.season
-    config["channels"] = series.names
-    config["scaler"] = series.scaler.state()
-    comparable = tuple(k for k in config if k not in ("task", "scaler", "unit"))
-    torch.manual_seed(args.seed)
-    model = build_model(config, len(series.names))
-    task = ForecastTask(series, config)
-    with owned_run(args, TASK, config, comparable) as run:
-        print(
+class ForecastRecipe(TaskRecipe):
+    """Forecasting: what the forecast task plugs into the shared train sequence."""
+
+    name = TASK
+    forward_only = "would read the future of the window's last step: not for forecasting"
+    metric_name = "validation MAE"
+
+    resumed_options = staticmethod(resumed_options)
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        if args.steps is None and args.epochs is None and args.minutes is None:
+            args.minutes = 2.0
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        quantiles = parse_quantiles(args.quantiles)
+        if quantiles and args.normalise == "diff":
+            raise ValueError(
+                "--quantiles cannot go with --normalise diff: a sum of quantiles is not a quantile"
+            )
+        config = {
+            "task": TASK,
+            **data_config(args),
+            "window": args.window,
+            "horizon": args.horizon,
+            "val_fraction": args.val_fraction,
+            "test_fraction": args.test_fraction,
+            "strategy": args.strategy,
+            "normalise": args.normalise,
+            "quantiles": quantiles or None,
+            "highway": args.highway,
+            **spec.to_config(),
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+        }
+        series = build_series(config)  # every data error surfaces before a run directory is made
+        config["data_fingerprint"] = fingerprint(series.raw, series.times)
+        config["season"] = series.season
+        config["channels"] = series.names
+        config["scaler"] = series.scaler.state()
+        comparable = tuple(k for k in config if k not in ("task", "scaler", "unit"))
+        task = ForecastTask(series, config)
+        split = series.split
+        headline = (
             f"forecast {', '.join(config['targets'])}: {len(series.values)} steps "
-            f"(train {series.split.train[1]}, validation {series.split.val[1] - series.split.val[0]}, "
-            f"test {series.split.test[1] - series.split.test[0]}), {len(series.names)} input channels, "
+            f"(train {split.train[1]}, validation {split.val[1] - split.val[0]}, "
+            f"test {split.test[1] - split.test[0]}), {len(series.names)} input channels, "
             f"window {args.window}, horizon {args.horizon}, season {series.season}; "
-            f"{args.cell} {args.strategy}, normalise {args.normalise}; run in {run.path}",
-            flush=True,
+            f"{spec.cell} {args.strategy}, normalise {args.normalise}"
         )
         steps_per_epoch = max(1, len(task.batches.x) // task.batches.batch)
-        title = f"forecast: {args.cell}"
-        result = run_training(model, task, args, run, config, steps_per_epoch, title)
-        print(f"best validation MAE {result['best']:.4f}; stopped by {result['stopped_by']}")
-        run.load_weights(model)
+        return Prepared(config, task, steps_per_epoch, headline, comparable,
+                        state={"series": series})  # fmt: skip
+
+    def build_model(self, config: dict) -> torch.nn.Module:
+        return build_model(config, len(config["channels"]))
+
+    def after_training(self, run: RunDir, model, prepared: Prepared, args, result: dict) -> None:
+        config, series, task = prepared.config, prepared.state["series"], prepared.task
         shifts = None
         if config["quantiles"]:
             predicted = forecast(model.cpu(), task.val, series)
             shifts = fit_shifts(predicted, task.val_actual, config["quantiles"])
             save_json(run.file(calibration.FILE), {"shifts": shifts.tolist()})
         report(evaluate_test(model.cpu(), series, config, shifts), config)
-    return 0
+
+
+RECIPE = register_task(ForecastRecipe())
+
+
+def train(args: argparse.Namespace) -> int:
+    return train_task(args, RECIPE)
 
 
 def report(result: dict, config: dict) -> None:

@@ -18,21 +18,21 @@ import numpy as np
 import torch
 
 from ...distributed import World, pick_device
-from ...runs import atomic_write, check_output, register_run_files, save_json
+from ...runs import RunDir, atomic_write, check_output, register_run_files, save_json
 from ...spec import RNNSpec
 from .. import options
 from ..common import (
+    Prepared,
+    TaskRecipe,
     add_train_options,
     bptt_bytes,
     check_memory,
-    check_model_options,
     fingerprint,
-    owned_run,
     read_run,
-    run_dir,
-    run_training,
+    register_task,
     run_verb,
     task_verbs,
+    train_task,
 )
 from ..options import check_bound
 from .metrics import key_marginals, test_result
@@ -272,98 +272,110 @@ def resumed_options(saved: dict) -> dict:
     return {**out, "data": None, "genres": ",".join(source["genres"])}
 
 
-def train(args: argparse.Namespace) -> int:
-    # in use, already a run, nothing to resume: said before the data is read
-    run_dir(args, TASK, resumed_options)
-    check_model_options(args)
-    if args.bidirectional:
-        raise ValueError("--bidirectional: a model of what comes next reads forward only")
-    if args.joint_hidden is None:
-        args.joint_hidden = JOINT_HIDDEN[args.output]
-    elif args.output == "bernoulli" and "joint_hidden" in getattr(args, "given", {"joint_hidden"}):
-        raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
-    auto = args.steps is None and args.epochs is None and args.minutes is None
-    if auto:
-        args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
-    cache_folder = Path(args.cache or default_cache())
-    if not args.no_cache and cache_folder.exists() and not cache_folder.is_dir():
-        raise ValueError(f"--cache {cache_folder} is a file, not a folder")
-    config: dict = {"task": TASK, "source": source_config(args)}
-    source = config["source"]
-    if (
-        source["kind"] == "corpus"
-        and len(source["genres"]) < 2
-        and args.condition in CONDITIONS[1:]
-    ):
-        raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
-    cache = None if args.no_cache else NoteCache(cache_folder)
-    parts = load_source(source, cache, args.jobs)
-    longest = max(len(p) for p in parts["train"].pieces)
-    check_memory(
-        bptt_bytes(args, min(args.batch_size, len(parts["train"])), min(longest, args.window) + 1)
-        + 4.0
-        * min(args.batch_size, len(parts["train"]))
-        * (min(longest, args.window) + 1)
-        * max(args.joint_hidden, 88)
-        * 3,
-        f"a batch of {args.batch_size} windows of {min(longest, args.window):,} steps",
-        "lower --batch-size or --window",
-        args.device,
-    )
-    genres = sorted(set(parts["train"].genres) - {""})
-    condition = args.condition
-    if condition == "auto":
-        condition = "both" if len(genres) > 1 else "none"
-    elif condition != "none" and len(genres) < 2:
-        raise ValueError(f"--condition {condition} needs pieces of two genres or more")
-    config.update(
-        genres=genres if condition != "none" else [],  # the ones the model is conditioned on
-        data_genres=genres,
-        pieces={k: len(v) for k, v in parts.items()},
-        **RNNSpec.from_args(args).to_config(),
-        output=args.output,
-        joint_hidden=args.joint_hidden,
-        condition=condition,
-        genre_size=args.genre_size,
-        window=args.window,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        data_fingerprint=fingerprint(*(p for part in parts.values() for p in part.pieces)),
-    )
-    comparable = tuple(k for k in config if k != "task")
-    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / args.batch_size))
-    what = {"jsb": source.get("path"), "folder": source.get("path")}.get(
-        source["kind"], "music21 corpus"
-    )
-    budget = f"{args.steps} steps, at most {args.minutes:g} minutes" if auto else "as given"
-    torch.manual_seed(args.seed)
-    model = build_model(config)
-    marginals = key_marginals(parts["train"])
-    task = MusicTask(parts["train"], parts["valid"], args.batch_size, args.seed, args.window)
-    task.expect_test(parts["test"], len(config["genres"]))
-    with owned_run(args, TASK, config, comparable) as run:
-        print(
+class MusicRecipe(TaskRecipe):
+    """Polyphonic music: what the music task plugs into the shared train sequence."""
+
+    name = TASK
+    forward_only = "would read what comes next: a model of music reads forward only"
+    metric_name = "validation NLL"
+
+    resumed_options = staticmethod(resumed_options)
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        if args.joint_hidden is None:
+            args.joint_hidden = JOINT_HIDDEN[args.output]
+        elif args.output == "bernoulli" and "joint_hidden" in getattr(
+            args, "given", {"joint_hidden"}
+        ):
+            raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
+        args.auto_budget = args.steps is None and args.epochs is None and args.minutes is None
+        if args.auto_budget:
+            args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        cache_folder = Path(args.cache or default_cache())
+        if not args.no_cache and cache_folder.exists() and not cache_folder.is_dir():
+            raise ValueError(f"--cache {cache_folder} is a file, not a folder")
+        config: dict = {"task": TASK, "source": source_config(args)}
+        source = config["source"]
+        if (
+            source["kind"] == "corpus"
+            and len(source["genres"]) < 2
+            and args.condition in CONDITIONS[1:]
+        ):
+            raise ValueError(f"--condition {args.condition} needs pieces of two genres or more")
+        cache = None if args.no_cache else NoteCache(cache_folder)
+        parts = load_source(source, cache, args.jobs)
+        longest = min(max(len(p) for p in parts["train"].pieces), args.window) + 1
+        batch = min(args.batch_size, len(parts["train"]))
+        check_memory(
+            bptt_bytes(args, batch, longest)
+            + 4.0 * batch * longest * max(args.joint_hidden, 88) * 3,
+            f"a batch of {args.batch_size} windows of {longest - 1:,} steps",
+            "lower --batch-size or --window",
+            args.device,
+        )
+        genres = sorted(set(parts["train"].genres) - {""})
+        condition = args.condition
+        if condition == "auto":
+            condition = "both" if len(genres) > 1 else "none"
+        elif condition != "none" and len(genres) < 2:
+            raise ValueError(f"--condition {condition} needs pieces of two genres or more")
+        config.update(
+            genres=genres if condition != "none" else [],  # the ones the model is conditioned on
+            data_genres=genres,
+            pieces={k: len(v) for k, v in parts.items()},
+            **spec.to_config(),
+            output=args.output,
+            joint_hidden=args.joint_hidden,
+            condition=condition,
+            genre_size=args.genre_size,
+            window=args.window,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            data_fingerprint=fingerprint(*(p for part in parts.values() for p in part.pieces)),
+        )
+        steps_per_epoch = max(1, math.ceil(len(parts["train"]) / args.batch_size))
+        what = {"jsb": source.get("path"), "folder": source.get("path")}.get(
+            source["kind"], "music21 corpus"
+        )
+        budget = (f"{args.steps} steps, at most {args.minutes:g} minutes" if args.auto_budget
+                  else "as given")  # fmt: skip
+        task = MusicTask(parts["train"], parts["valid"], args.batch_size, args.seed, args.window)
+        task.expect_test(parts["test"], len(config["genres"]))
+        headline = (
             f"music {what}: {len(parts['train'])} training pieces ({parts['train'].steps} steps), "
             f"{len(parts['valid'])} validation, {len(parts['test'])} test"
-            f"{'; genres ' + ', '.join(genres) if genres else ''}; {args.cell} {args.hidden}, "
-            f"{args.output} output, condition {condition}; "
-            f"budget {budget}; run in {run.path}",
-            flush=True,
+            f"{'; genres ' + ', '.join(genres) if genres else ''}; {spec.cell} {spec.hidden}, "
+            f"{args.output} output, condition {condition}; budget {budget}"
         )
+        state = {"parts": parts, "marginals": key_marginals(parts["train"]), "genres": genres}
+        return Prepared(config, task, steps_per_epoch, headline, state=state)
+
+    def build_model(self, config: dict) -> RollModel:
+        return build_model(config)
+
+    def before_training(self, run: RunDir, prepared: Prepared, args: argparse.Namespace) -> None:
         if not args.resume:
-            save_held_out(run.file(HELD_OUT), parts["test"], marginals)
-        result = run_training(model, task, args, run, config, steps_per_epoch,
-                              f"music: {args.cell}")  # fmt: skip
-        print(f"best validation NLL {result['best']:.4f}; stopped by {result['stopped_by']}")
-        run.load_weights(model)
+            save_held_out(run.file(HELD_OUT), prepared.state["parts"]["test"],
+                          prepared.state["marginals"])  # fmt: skip
+
+    def after_training(self, run: RunDir, model, prepared: Prepared, args, result: dict) -> None:
+        config, test = prepared.config, prepared.state["parts"]["test"]
         model = model.cpu()
-        print(f"scoring the {len(parts['test'])} test pieces", flush=True)
-        result = test_result(model, parts["test"], marginals)
+        print(f"scoring the {len(test)} test pieces", flush=True)
+        result = test_result(model, test, prepared.state["marginals"])
         save_json(run.file(TEST), result)
         report(result)
-        write_sample(model, config, genres[0] if config["genres"] else None, 128, 1.0, args.seed,
-                     100.0, run.file(SAMPLE))  # fmt: skip
-    return 0
+        genre = prepared.state["genres"][0] if config["genres"] else None
+        write_sample(model, config, genre, 128, 1.0, args.seed, 100.0, run.file(SAMPLE))
+
+
+RECIPE = register_task(MusicRecipe())
+
+
+def train(args: argparse.Namespace) -> int:
+    return train_task(args, RECIPE)
 
 
 def report(result: dict) -> None:

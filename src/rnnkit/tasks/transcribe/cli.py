@@ -20,18 +20,18 @@ from ...runs import RunDir, register_run_files, save_json
 from ...spec import RNNSpec
 from .. import options
 from ..common import (
+    Prepared,
+    TaskRecipe,
     add_switch,
     add_train_options,
     bptt_bytes,
     check_memory,
-    check_model_options,
     fingerprint,
-    owned_run,
     read_run,
-    run_dir,
-    run_training,
+    register_task,
     run_verb,
     task_verbs,
+    train_task,
 )
 from .data import BOS, TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
 from .output import plot_alignments
@@ -237,86 +237,90 @@ def resumed_options(saved: dict) -> dict:
     return {**out, "pairs": None, "stress": source["stress"]}
 
 
-def train(args: argparse.Namespace) -> int:
-    # in use, already a run, nothing to resume: said before the data is read
-    run_dir(args, TASK, resumed_options)
-    check_model_options(args)
-    config: dict = {"task": TASK, "source": source_config(args)}
-    config["split"] = {
-        "test_fraction": args.test_fraction,
-        "val_fraction": args.val_fraction,
-        "seed": args.split_seed,
-    }
-    auto = args.steps is None and args.epochs is None and args.minutes is None
-    if args.teacher_forcing_final < 1.0 and not (
-        args.sampling_steps or args.steps or args.epochs or auto
-    ):
-        raise ValueError(
-            "scheduled sampling needs --sampling-steps (or a --steps or --epochs budget)"
+class TranscribeRecipe(TaskRecipe):
+    """Sequence to sequence: what the transcribe task plugs into the shared train sequence."""
+
+    name = TASK
+    metric_name = "validation word error"
+
+    resumed_options = staticmethod(resumed_options)
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        args.auto_budget = args.steps is None and args.epochs is None and args.minutes is None
+        if args.teacher_forcing_final < 1.0 and not (
+            args.sampling_steps or args.steps or args.epochs or args.auto_budget
+        ):
+            raise ValueError(
+                "scheduled sampling needs --sampling-steps (or a --steps or --epochs budget)"
+            )
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        config: dict = {"task": TASK, "source": source_config(args)}
+        config["split"] = {
+            "test_fraction": args.test_fraction,
+            "val_fraction": args.val_fraction,
+            "seed": args.split_seed,
+        }
+        train_pairs, val_pairs, test_pairs = split(config, args.max_length)
+        config["split"]["counts"] = [len(train_pairs), len(val_pairs), len(test_pairs)]
+        source = Vocabulary.of(p.source for p in train_pairs)
+        target = Vocabulary.of(p.target for p in train_pairs)
+        config.update(
+            source_symbols=source.to_config(),
+            target_symbols=target.to_config(),
+            longest_target=max(len(p.target) for p in train_pairs),
+            max_length=args.max_length,
+            **spec.to_config(),
+            embed=args.embed,
+            attention=args.attention,
+            input_feeding=args.input_feeding,
+            batch_size=args.batch_size,
+            teacher_forcing_final=args.teacher_forcing_final,
+            seed=args.seed,
+            data_fingerprint=fingerprint(
+                *((p.source, p.target) for p in train_pairs + val_pairs + test_pairs)
+            ),
         )
-    train_pairs, val_pairs, test_pairs = split(config, args.max_length)
-    config["split"]["counts"] = [len(train_pairs), len(val_pairs), len(test_pairs)]
-    source = Vocabulary.of(p.source for p in train_pairs)
-    target = Vocabulary.of(p.target for p in train_pairs)
-    config.update(
-        source_symbols=source.to_config(),
-        target_symbols=target.to_config(),
-        longest_target=max(len(p.target) for p in train_pairs),
-        max_length=args.max_length,
-        **RNNSpec.from_args(args).to_config(),
-        embed=args.embed,
-        attention=args.attention,
-        input_feeding=args.input_feeding,
-        batch_size=args.batch_size,
-        teacher_forcing_final=args.teacher_forcing_final,
-        seed=args.seed,
-        data_fingerprint=fingerprint(
-            *((p.source, p.target) for p in train_pairs + val_pairs + test_pairs)
-        ),
-    )
-    check_pair_memory(args, train_pairs + val_pairs + test_pairs)
-    steps_per_epoch = max(1, math.ceil(len(train_pairs) / args.batch_size))
-    if auto:
-        args.epochs, args.minutes = AUTO_EPOCHS, AUTO_MINUTES
-    span = args.sampling_steps or args.steps
-    if span is None and args.epochs is not None:
-        span = math.ceil(args.epochs * steps_per_epoch)
-    comparable = tuple(k for k in config if k != "task")
-    words = {name: len({p.key for p in part}) for name, part in
-             (("train", train_pairs), ("val", val_pairs), ("test", test_pairs))}  # fmt: skip
-    what = "CMUdict" if config["source"]["kind"] == "cmudict" else config["source"]["path"]
-    budget = f"{args.epochs:g} epochs, at most {args.minutes:g} minutes" if auto else "as given"
-    torch.manual_seed(args.seed)
-    model = build_model(config)
-    task = TranscribeTask(
-        Encoded.of(train_pairs, source, target),
-        Words.of(val_pairs),
-        source,
-        target,
-        config,
-        span or 1,
-    )
-    test_words = Words.of(test_pairs)
-    task.expect_test(len(test_words), args.beam)
-    with owned_run(args, TASK, config, comparable) as run:
-        print(
+        check_pair_memory(args, train_pairs + val_pairs + test_pairs)
+        steps_per_epoch = max(1, math.ceil(len(train_pairs) / args.batch_size))
+        if args.auto_budget:
+            args.epochs, args.minutes = AUTO_EPOCHS, AUTO_MINUTES
+        span = args.sampling_steps or args.steps
+        if span is None and args.epochs is not None:
+            span = math.ceil(args.epochs * steps_per_epoch)
+        words = {name: len({p.key for p in part}) for name, part in
+                 (("train", train_pairs), ("val", val_pairs), ("test", test_pairs))}  # fmt: skip
+        what = "CMUdict" if config["source"]["kind"] == "cmudict" else config["source"]["path"]
+        budget = (f"{args.epochs:g} epochs, at most {args.minutes:g} minutes" if args.auto_budget
+                  else "as given")  # fmt: skip
+        task = TranscribeTask(Encoded.of(train_pairs, source, target), Words.of(val_pairs),
+                              source, target, config, span or 1)  # fmt: skip
+        test_words = Words.of(test_pairs)
+        task.expect_test(len(test_words), args.beam)
+        headline = (
             f"transcribe {what}: {len(train_pairs)} training pairs ({words['train']} words), "
             f"{words['val']} validation and {words['test']} test words; {len(source) - 3} source "
-            f"and {len(target) - 3} target symbols; {args.cell} {args.hidden}"
-            f"{', bidirectional encoder' if args.bidirectional else ''}"
-            f"{', attention' if args.attention else ', context vector only'}; budget {budget}; "
-            f"run in {run.path}",
-            flush=True,
+            f"and {len(target) - 3} target symbols; {spec.cell} {spec.hidden}"
+            f"{', bidirectional encoder' if spec.bidirectional else ''}"
+            f"{', attention' if args.attention else ', context vector only'}; budget {budget}"
         )
-        result = run_training(
-            model, task, args, run, config, steps_per_epoch, f"transcribe: {args.cell}"
-        )
-        print(f"best validation word error {result['best']:.4f}; stopped by {result['stopped_by']}")
-        run.load_weights(model)
-        result = test_result(model.cpu(), run, config, test_words, args.beam, progress=True)
+        return Prepared(config, task, steps_per_epoch, headline, state={"test": test_words})
+
+    def build_model(self, config: dict) -> torch.nn.Module:
+        return build_model(config)
+
+    def after_training(self, run: RunDir, model, prepared: Prepared, args, result: dict) -> None:
+        result = test_result(model.cpu(), run, prepared.config, prepared.state["test"], args.beam,
+                             progress=True)  # fmt: skip
         save_json(run.file(TEST), result)
-    report(result)
-    return 0
+        report(result)
+
+
+RECIPE = register_task(TranscribeRecipe())
+
+
+def train(args: argparse.Namespace) -> int:
+    return train_task(args, RECIPE)
 
 
 def check_pair_memory(args: argparse.Namespace, pairs: list[Pair]) -> None:
