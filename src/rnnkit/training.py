@@ -48,6 +48,10 @@ from .distributed import World
 from .plots import training_curves
 from .runs import CURVES, GRADIENT_FLOW, RunDir
 
+# the curves are redrawn at most this often during training (drawing takes ~0.2 s), and
+# always once at the end
+CURVES_INTERVAL = 10.0
+
 
 @dataclass
 class TrainConfig:
@@ -235,6 +239,8 @@ class Trainer:
         self.last_eval_finite = True  # the last evaluation's metric was finite
         self.step_seconds = 0.0  # a running mean of one training step's wall time
         self.eval_seconds = 0.0  # the last evaluation's wall time
+        self.curves_drawn_at = -math.inf
+        self.curves_stale = False  # metrics were appended since the curves were drawn
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -357,6 +363,7 @@ class Trainer:
                 _fault_injection(self.step)
             if not last_eval or last_eval.get("step") != self.step:
                 last_eval = self._evaluate()
+            self._draw_curves()
             self.save_checkpoint()
         finally:
             progress.close()
@@ -433,15 +440,23 @@ class Trainer:
             self.stale_evals += 1
         if self.writer is not None:
             self.writer.append_metrics(record)
-            training_curves(
-                self.writer.read_metrics(), self.writer.file(CURVES), self.title, self.monitor
-            )
+            self.curves_stale = True
+            if time.perf_counter() - self.curves_drawn_at >= CURVES_INTERVAL:
+                self._draw_curves()
         self._record_gradient_flow()
         if self.world.is_main and not self.quiet:
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             _Progress.message(f"step {self.step}: {shown}")
         self.eval_seconds = time.perf_counter() - began
         return record
+
+    def _draw_curves(self) -> None:
+        if self.writer is None or not self.curves_stale:
+            return
+        training_curves(
+            self.writer.read_metrics(), self.writer.file(CURVES), self.title, self.monitor
+        )
+        self.curves_drawn_at, self.curves_stale = time.perf_counter(), False
 
     def _record_gradient_flow(self) -> None:
         probe = getattr(self.task, "gradient_flow", None)
