@@ -10,8 +10,8 @@ from test_music_rolls import piece, write_mat
 from rnnkit.cli import main
 from rnnkit.spec import RNNSpec
 from rnnkit.tasks.music import rolls
+from rnnkit.tasks.music.key_distributions import OUTPUTS, key_distribution
 from rnnkit.tasks.music.model import RollModel, next_step_nll
-from rnnkit.tasks.music.outputs import OUTPUTS, key_distribution
 from rnnkit.tasks.music.scores import NoteCache, Notes, common_key_shift, to_roll
 
 KEYS = rolls.KEYS
@@ -185,7 +185,7 @@ def midi_genres(tmp_path):
     """A folder with two genres of MIDI files: slow high chords and fast low ones."""
     pytest.importorskip("mido")
     pytest.importorskip("music21")
-    from rnnkit.tasks.music.output import write_midi
+    from rnnkit.tasks.music.files import write_midi
 
     root = tmp_path / "midi"
     for genre, chords in (("hymn", [(51, 55, 58), (53, 56, 60)]), ("march", [(27, 31), (29, 32)])):
@@ -197,7 +197,7 @@ def midi_genres(tmp_path):
 def test_a_midi_file_written_reads_back_as_the_same_roll(tmp_path):
     pytest.importorskip("mido")
     pytest.importorskip("music21")
-    from rnnkit.tasks.music.output import write_midi
+    from rnnkit.tasks.music.files import write_midi
     from rnnkit.tasks.music.scores import parse_file
 
     roll = song(10, [(39, 43, 46), (41, 44)])
@@ -229,7 +229,7 @@ def test_musicxml_and_midi_files_read_alike(tmp_path):
 
 def test_a_midi_round_trip_is_exact_at_sixteenths_and_keeps_the_trailing_silence(tmp_path):
     mido = pytest.importorskip("mido")
-    from rnnkit.tasks.music.output import write_midi
+    from rnnkit.tasks.music.files import write_midi
     from rnnkit.tasks.music.scores import parse_file
 
     rng = np.random.default_rng(0)
@@ -424,7 +424,7 @@ def test_bad_input_is_one_line_and_status_2(setup, argv, message, tmp_path, caps
     d.mkdir()
     if setup == "loose":
         pytest.importorskip("mido")
-        from rnnkit.tasks.music.output import write_midi
+        from rnnkit.tasks.music.files import write_midi
 
         write_midi(song(4, [(40,)]), d / "g" / "a.mid", 0.5)
         write_midi(song(4, [(40,)]), d / "b.mid", 0.5)

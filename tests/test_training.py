@@ -124,7 +124,7 @@ def test_time_budget_ends_training():
     assert trainer.step > 0
 
 
-@pytest.mark.parametrize("bad", [{"steps": 0}, {"minutes": -1.0}, {"lr": 0.0}, {}])
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"minutes": -1.0}, {"lr": 0.0}, {}])
 def test_config_errors(bad):
     kwargs = {"steps": 10, **bad} if bad else {}
     with pytest.raises(ValueError):
@@ -177,3 +177,68 @@ def test_random_windows_resume_exactly_and_shard_rows():
     whole = RandomWindows(ids, batch=4, bptt=10, seed=5)
     xw, _, _ = next(whole)
     assert torch.equal(torch.cat([next(h)[0] for h in halves]), xw)
+
+
+def test_weight_decay_acts_on_matrices_only():
+    from rnnkit.training import parameter_groups
+
+    net = nn.Sequential(
+        RNN("leaky", 3, 5, learn_alpha=True),
+        RNN("lstm", 5, 6, layer_norm=True),
+        nn.LayerNorm(6),
+        nn.Embedding(4, 3),
+    )
+    decay, keep = parameter_groups(net, 0.1)
+    assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+    names = {id(p): n for n, p in net.named_parameters()}
+    kept = {names[id(p)].rsplit(".", 1)[-1] for p in keep["params"]}
+    decayed = {names[id(p)].rsplit(".", 1)[-1] for p in decay["params"]}
+    # biases, GateNorm's two-dimensional gains, LayerNorm and the leaky time constants
+    assert {"bias_ih", "alpha_logit", "weight", "bias"} <= kept
+    assert {"weight_ih", "weight_hh"} <= decayed and "alpha_logit" not in decayed
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert len(decay["params"]) + len(keep["params"]) == len(list(net.parameters()))
+    # the trainer's AdamW: with no gradient, the decay alone moves matrices, never biases
+    tagger = model()
+    trainer = Trainer(tagger, CountingTask(), TrainConfig(steps=1, weight_decay=0.5))
+    assert [g["weight_decay"] for g in trainer.optimizer.param_groups] == [0.5, 0.0]
+    before = {n: p.detach().clone() for n, p in tagger.named_parameters()}
+    for p in tagger.parameters():
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    moved = {n for n, p in tagger.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and all(before[n].ndim >= 2 for n in moved)
+    assert not any("bias" in n for n in moved)
+
+
+def test_a_checkpoint_with_one_parameter_group_still_resumes(tmp_path):
+    run = RunDir(tmp_path)
+    trainer = Trainer(model(), CountingTask(), TrainConfig(steps=4, eval_every=2), run)
+    trainer.fit()
+    state = run.load_checkpoint()
+    # what checkpoints held before the two groups: one group over model.parameters()
+    old = torch.optim.AdamW(trainer.model.parameters(), weight_decay=0.01)
+    params = list(trainer.model.parameters())
+    for p in params:
+        old.state[p] = {k: v.clone() for k, v in trainer.optimizer.state[p].items()}
+    state["optimizer"] = old.state_dict()
+    run.save_checkpoint(state)
+    again = Trainer(model(), CountingTask(), TrainConfig(steps=6, eval_every=2), run)
+    again.resume()
+    assert again.step == 4
+    for mine, theirs in zip(again.model.parameters(), params, strict=True):
+        assert torch.equal(
+            again.optimizer.state[mine]["exp_avg"], trainer.optimizer.state[theirs]["exp_avg"]
+        )
+    again.fit()
+    assert again.step == 6
+
+
+def test_zero_steps_evaluate_and_save_the_initial_model(tmp_path):
+    run = RunDir(tmp_path)
+    net = model()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    result = Trainer(net, CountingTask(), TrainConfig(steps=0), run).fit()
+    assert result["step"] == 0 and result["stopped_by"] == "steps"
+    assert run.load_checkpoint()["step"] == 0
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

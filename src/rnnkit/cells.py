@@ -62,6 +62,8 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 class GateNorm(nn.Module):
     """Layer normalisation applied separately to each of ``gates`` blocks of width ``size``."""
 
+    no_weight_decay = ("weight", "bias")  # gains and shifts, though two-dimensional
+
     def __init__(self, gates: int, size: int) -> None:
         super().__init__()
         self.gates, self.size = gates, size
@@ -119,6 +121,9 @@ class RecurrentCell(nn.Module):
       the chrono initialisation sets.
     * ``recurrent_matrices()``: the square matrices whose spectral radius
       governs how the state evolves (the diagnostics and ``--radius`` use it).
+    * ``no_weight_decay``: names of its own parameters with two or more
+      dimensions that are not weight matrices (gains, time constants); the
+      trainer's weight decay acts on matrices only and skips every vector.
 
     A hand-written kernel is registered for a class with
     ``rnnkit.plan.register_kernel``; it serves that class's subclasses as long

@@ -55,7 +55,7 @@ CURVES_INTERVAL = 10.0
 
 @dataclass
 class TrainConfig:
-    steps: int | None = None  # stop after this many optimizer steps ...
+    steps: int | None = None  # stop after this many optimizer steps (0: evaluate only) ...
     minutes: float | None = None  # ... or when this much wall time is spent, whichever first
     lr: float = 3e-3  # peak learning rate of AdamW
     weight_decay: float = 0.01
@@ -71,8 +71,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps is None and self.minutes is None:
             raise ValueError("give --steps, --epochs or --minutes: training needs an end")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.steps is not None and self.steps < 0:
+            raise ValueError(f"--steps must be >= 0, got {self.steps}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"--minutes must be > 0, got {self.minutes}")
         if not self.lr > 0:
@@ -226,7 +226,7 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            parameter_groups(self.model, config.weight_decay), lr=config.lr
         )
         self.step = 0
         self.elapsed = 0.0
@@ -241,6 +241,7 @@ class Trainer:
         self.eval_seconds = 0.0  # the last evaluation's wall time
         self.curves_drawn_at = -math.inf
         self.curves_stale = False  # metrics were appended since the curves were drawn
+        self.flow_recorded_at: int | None = None  # the step of the last gradient-flow record
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -265,7 +266,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         try:
             self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            _load_optimizer(self.optimizer, self.model, state["optimizer"])
             self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
             self.carry = _to_device(state["carry"], self.device)
             self.best = (float(state["best"]), float(state.get("best_tie", math.inf)))
@@ -460,11 +461,49 @@ class Trainer:
 
     def _record_gradient_flow(self) -> None:
         probe = getattr(self.task, "gradient_flow", None)
-        if probe is None or self.writer is None:
+        if probe is None or self.writer is None or self.flow_recorded_at == self.step:
             return
+        self.flow_recorded_at = self.step
         flow = probe(self.model)
         record = {"step": self.step, "time": round(self.elapsed, 3), **flow.as_dict()}
         self.writer.append_metrics(record, GRADIENT_FLOW)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two groups: the matrices decay; biases, normalisation gains and time constants do not.
+
+    A parameter decays when it has two or more dimensions (a weight matrix, an
+    embedding, a convolution kernel) and its module does not name it in a
+    ``no_weight_decay`` attribute (as ``GateNorm``'s per-gate gains do), so a
+    vector of gains or leaky time constants is never pulled towards zero.
+    """
+    decay: list[nn.Parameter] = []
+    keep: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in model.modules():
+        exempt = set(getattr(module, "no_weight_decay", ()))
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen or not param.requires_grad:
+                continue
+            seen.add(id(param))
+            (decay if param.ndim >= 2 and name not in exempt else keep).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, saved: dict) -> None:
+    """Load AdamW's state, also from a checkpoint written before the two groups (one group)."""
+    if len(saved["param_groups"]) == len(optimizer.param_groups):
+        optimizer.load_state_dict(saved)
+        return
+    # the old layout held every parameter, in model.parameters() order, in one group:
+    # read it into such an optimizer and hand each parameter's moments over
+    old = torch.optim.AdamW(model.parameters())
+    old.load_state_dict(saved)
+    for param, moments in old.state.items():
+        optimizer.state[param] = moments
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:

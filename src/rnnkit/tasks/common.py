@@ -32,40 +32,60 @@ def warn(text: str) -> None:
 
 
 def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
-    """The options every ``train`` verb has; ``defaults`` sets each task's own values."""
+    """The options every ``train`` verb has: the recurrent stack and the training.
+
+    ``defaults`` sets each task's own values (cell, hidden, layers, dropout,
+    batch_size, lr, eval_every, weight_decay, steps, warmup; None: set by the
+    task) and ``zero_steps=True`` lets --steps 0 measure the initial model.
+    """
+    stack = {k: defaults.pop(k) for k in ("cell", "hidden", "layers", "dropout") if k in defaults}
+    g = p.add_argument_group("the recurrent stack (shared by every task)")
+    RNNSpec.add_arguments(g, **stack)
+    add_training_options(p.add_argument_group("training (shared by every task)"), **defaults)
+
+
+def add_training_options(
+    g: argparse._ActionsContainer,
+    resume: bool = True,
+    zero_steps: bool = False,
+    out_text: str = "run directory to write (default runs/<task>)",
+    **defaults,
+) -> None:
+    """The trainer's options (budget, optimiser, schedule, checkpoints, seed, device, --out)."""
     d = {
-        "cell": "lstm",
-        "hidden": 256,
-        "layers": 1,
-        "dropout": 0.0,
         "batch_size": 32,
         "lr": 3e-3,
         "eval_every": 200,
         "weight_decay": 0.01,
+        "steps": None,
+        "warmup": 50,
         **defaults,
     }
 
     def shown(key: str) -> str:
-        return "set by the task, see above" if d[key] is None else str(d[key])
+        return "set by the task" if d[key] is None else str(d[key])
 
-    g = p.add_argument_group("the recurrent stack (shared by every task)")
-    RNNSpec.add_arguments(g, **{k: d[k] for k in ("cell", "hidden", "layers", "dropout")})
-    g = p.add_argument_group("training (shared by every task)")
     for flag, kind, key, text in (
         ("--batch-size", options.batch, "batch_size", "global batch size"),
         ("--lr", options.positive(options.MAX_LR), "lr", "peak learning rate of AdamW"),
     ):
         g.add_argument(flag, type=kind, default=d[key], help=f"{text} (default {shown(key)})")
     g.add_argument("--weight-decay", type=options.real(0.0, options.MAX_LR), default=d["weight_decay"],
-                   help=f"AdamW's decoupled weight decay (default {d['weight_decay']})")  # fmt: skip
-    g.add_argument("--warmup", type=options.count(0), default=50, help="warm-up steps (default 50)")
+                   help=f"AdamW's decoupled weight decay, on weight matrices only "
+                   f"(default {d['weight_decay']})")  # fmt: skip
+    g.add_argument("--warmup", type=options.count(0), default=d["warmup"],
+                   help=f"warm-up steps (default {shown('warmup')})")  # fmt: skip
     g.add_argument(
         "--clip",
         type=options.real(0.0),
         default=1.0,
         help="gradient clipping by global norm; 0 turns it off (default 1.0)",
     )
-    g.add_argument("--steps", type=options.count(1), help="optimizer steps")
+    steps_text = "optimizer steps" + ("; 0 measures the initial model" if zero_steps else "")
+    if d["steps"] is not None:
+        steps_text += f" (default {d['steps']})"
+    g.add_argument("--steps", type=options.count(0 if zero_steps else 1), default=d["steps"],
+                   help=steps_text)  # fmt: skip
     g.add_argument(
         "--epochs",
         type=options.positive(1e6),
@@ -97,10 +117,13 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     )
     options.add_seed(g)
     options.add_device(g)
-    g.add_argument("--out", type=options.path, help="run directory to write (default runs/<task>)")
-    g.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
-    )
+    g.add_argument("--out", type=options.path, help=out_text)
+    if resume:
+        g.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the run in --out from its last checkpoint",
+        )
 
 
 def task_verbs(subparsers: argparse._SubParsersAction, task: str, text: str):
@@ -399,6 +422,10 @@ class TaskRecipe:
     metric_name: str = "validation loss"
     diagnosis: Callable[[dict], tuple] | None = None
 
+    def default_run(self, args: argparse.Namespace) -> str:
+        """The run directory when --out is not given."""
+        return f"runs/{self.name}"
+
     def resumed_options(self, saved: dict) -> dict:
         """Options --resume takes back from a run's config that are not stored under their name."""
         return {}
@@ -444,6 +471,7 @@ def train_task(args: argparse.Namespace, recipe: TaskRecipe) -> int:
        6. training under the time budget; 7. the best weights are reloaded and
        the task reports.
     """
+    args.out = args.out or recipe.default_run(args)
     run_dir(args, recipe.name, recipe.resumed_options)
     recipe.check_options(args)
     check_model_options(args)

@@ -24,9 +24,20 @@ from ..distributed import World, pick_device
 from ..ownership import check_claim, claim
 from ..plots import compare_curves, explode_plot, gradient_flow_grid, power_method_plot
 from ..runs import GRADIENT_FLOW, RunDir, register_run_files, save_json
-from ..training import TrainConfig, Trainer, TrainingDiverged
+from ..spec import RNNSpec
+from ..training import Trainer, TrainingDiverged
 from . import longrange, options
-from .common import TaskRecipe, number_list, register_task, task_verbs
+from .common import (
+    Prepared,
+    TaskRecipe,
+    add_train_options,
+    add_training_options,
+    number_list,
+    register_task,
+    task_verbs,
+    train_config,
+    train_task,
+)
 from .diagnose import write_diagnosis
 from .synthetic import PROBLEMS
 
@@ -51,11 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a heat map, a line plot and JSON in the run directory. --steps 0 measures the initialisation only.",
     )
     _problem_options(p)
+    add_train_options(p, zero_steps=True, **GRADIENTS_DEFAULTS)
     _model_options(p, cells=False)
-    p.add_argument("--cell", default="elman", type=options.cell_name,
-                   help="a cell name or package.module:Class (default elman)")  # fmt: skip
-    _training_options(p, steps=300, eval_every=25, zero_steps=True)
-    options.add_seed(p)
+    _evaluation_options(p)
     p.set_defaults(run=gradients)
 
     p = verbs.add_parser(
@@ -67,12 +76,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _problem_options(p)
     _model_options(p, cells=True)
-    _training_options(p, steps=None, eval_every=100)
+    g = p.add_argument_group("training (shared by every task)")
+    add_training_options(g, resume=False, out_text="folder of the run directories (default runs/lab-compare-<task><length>)",
+                         **COMPARE_DEFAULTS)  # fmt: skip
+    _evaluation_options(p)
     p.add_argument(
         "--seeds",
         type=options.count(1, 1000),
         default=3,
-        help="seeds 0..N-1 per configuration (default 3)",
+        help="seeds SEED..SEED+N-1 per configuration (default 3)",
     )
     p.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     p.set_defaults(run=compare)
@@ -142,6 +154,14 @@ def _problem_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+# the lab's defaults where they differ from the other tasks': a small Elman network, no
+# weight decay (it would shrink the very matrices whose spectral radius is studied), and a
+# warm-up of a tenth of the steps (at most 50) unless --warmup is given
+GRADIENTS_DEFAULTS = dict(cell="elman", hidden=128, batch_size=64, lr=2e-3, eval_every=25,
+                          weight_decay=0.0, steps=300, warmup=None)  # fmt: skip
+COMPARE_DEFAULTS = dict(batch_size=64, lr=2e-3, eval_every=100, weight_decay=0.0, warmup=None)
+
+
 def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
     g = p.add_argument_group("model")
     if cells:
@@ -159,19 +179,17 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
             "for every cell of --dilated-cells",
         )
         g.add_argument("--dilated-cells", default="elman", help="(default elman)")
-    else:
-        g.add_argument("--dilations", metavar="D1,D2,...", help="a dilated stack, one per layer")
-    g.add_argument(
-        "--hidden", type=options.units, default=128, help="units per layer (default 128)"
-    )
-    g.add_argument("--layers", type=options.layers, default=1,
-                   help="layers without dilations (default 1)")  # fmt: skip
+        g.add_argument(
+            "--hidden", type=options.units, default=128, help="units per layer (default 128)"
+        )
+        g.add_argument("--layers", type=options.layers, default=1,
+                       help="layers without dilations (default 1)")  # fmt: skip
     g.add_argument(
         "--init",
         default="default",
         choices=("default", "chrono"),
-        help="chrono: LSTM/GRU gate biases spread the memory time scales up to T (default: "
-        "uniform weights, LSTM forget bias 1)",
+        help="chrono: the forget (or update) gate biases spread the memory time scales up to T "
+        "(default: uniform weights, LSTM forget bias 1)",
     )
     g.add_argument(
         "--radius",
@@ -191,39 +209,14 @@ def _model_options(p: argparse.ArgumentParser, cells: bool) -> None:
     )
 
 
-def _training_options(
-    p: argparse.ArgumentParser, steps: int | None, eval_every: int, zero_steps: bool = False
-) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=options.batch, default=64, help="(default 64)")
-    g.add_argument(
-        "--lr",
-        type=options.positive(options.MAX_LR),
-        default=2e-3,
-        help="peak learning rate of Adam (default 2e-3)",
-    )
-    g.add_argument(
-        "--clip", type=options.real(0.0), default=1.0,
-        help="gradient norm clipping; 0 off (default 1.0)",
-    )  # fmt: skip
-    text = f"steps per run (default {steps})" + (
-        "; 0 measures the initialisation" if zero_steps else ""
-    )
-    g.add_argument("--steps", type=options.count(0 if zero_steps else 1, 10**8), default=steps,
-                   help=text)  # fmt: skip
-    g.add_argument("--minutes", type=options.positive(1e6), help="time budget per run")
-    g.add_argument("--eval-every", type=options.count(1), default=eval_every,
-                   help=f"(default {eval_every})")  # fmt: skip
+def _evaluation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation")
     g.add_argument("--val-size", type=options.count(1, 10**6), default=1000,
                    help="validation sequences (default 1000)")  # fmt: skip
     g.add_argument("--test-size", type=options.count(1, 10**6), default=2000,
                    help="test sequences (default 2000)")  # fmt: skip
     g.add_argument(
         "--threads", type=options.count(1, 1024), help="torch threads (default: torch's choice)"
-    )
-    options.add_device(g)
-    g.add_argument(
-        "--out", type=options.path, help="run directory (compare: folder of run directories)"
     )
 
 
@@ -232,6 +225,13 @@ def _check(args: argparse.Namespace) -> None:
     """What the option types cannot see alone (ranges and finiteness are theirs)."""
     if args.task == "adding" and args.length < 2:
         raise ValueError("--length must be >= 2 for the adding problem")
+    if args.epochs is not None:
+        raise ValueError(
+            "--epochs: the lab's problems are generated afresh at every step; "
+            "give --steps or --minutes"
+        )
+    if args.warmup is None:
+        args.warmup = min(50, max(1, (args.steps or 1000) // 10))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if "nonlinearity" in getattr(args, "given", ()):
@@ -241,15 +241,13 @@ def _check(args: argparse.Namespace) -> None:
                 raise ValueError(f"--nonlinearity: cell {name} has no nonlinearity to choose")
 
 
-def run_config(args: argparse.Namespace, cell: str, dilations: list[int] | None, seed: int) -> dict:
+def run_config(args: argparse.Namespace, spec: RNNSpec, seed: int) -> dict:
+    """A lab run's config.json: the problem, the stack, the lab's initialisation, the seed."""
     return {
         "task": TASK,
         "problem": args.task,
         "length": args.length,
-        "cell": cell,
-        "dilations": dilations,
-        "hidden": args.hidden,
-        "layers": args.layers,
+        **spec.to_config(),
         "init": args.init,
         "radius": args.radius,
         "nonlinearity": args.nonlinearity,
@@ -278,77 +276,102 @@ def diagnosis(config: dict) -> tuple[Callable[[], torch.nn.Module], longrange.Lo
     return (lambda: longrange.build_model(config)), make_task(config)
 
 
+def result_row(config: dict, run: RunDir, model, task, test_size: int, trained: dict) -> dict:
+    """A finished run's row (``trained``: its step, seconds and stop), its test measured now;
+    written to the run's result.json."""
+    test = task.test(model, test_size, config["seed"])
+    row = {
+        "cell": config["cell"],
+        "dilations": config["dilations"],
+        "seed": config["seed"],
+        "test_metric": test["metric"],
+        "solved": longrange.solved_within(test["metric"], task.solved_below),
+        "steps": trained["step"],
+        "seconds": round(trained["seconds"], 1),
+        "stopped_by": trained["stopped_by"],
+        "parameters": longrange.parameter_count(model),
+        "baseline": task.baseline,
+        "run": str(run.path),
+    }
+    if "accuracy" in test:
+        row["test_accuracy"] = test["accuracy"]
+    if trained.get("diverged"):
+        row["diverged"] = True
+    save_json(run.file(RESULT), row)
+    return row
+
+
 class LabRecipe(TaskRecipe):
-    """The lab's runs, for ``rnnkit diagnose`` (the lab trains through its own verbs)."""
+    """``lab gradients``: one cell trained on a long-range problem, its gradient flow recorded."""
 
     name = TASK
+    forward_only = (
+        "is not offered by the lab: it measures how the gradient travels back through time"
+    )
     diagnosis = staticmethod(diagnosis)
 
+    def default_run(self, args: argparse.Namespace) -> str:
+        return f"runs/lab-gradients-{longrange.label(args.cell, args.dilations)}-{args.task}{args.length}"
 
-register_task(LabRecipe())
+    def resumed_options(self, saved: dict) -> dict:
+        return {"task": saved["problem"], "fixed_alpha": not saved.get("learn_alpha", True)}
+
+    def check_options(self, args: argparse.Namespace) -> None:
+        _check(args)
+
+    def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
+        config = run_config(args, spec, args.seed)
+        problem = PROBLEMS[args.task]
+        headline = (
+            f"{longrange.label(spec.cell, spec.dilations)} on {args.task}, T={args.length} "
+            f"({problem.metric}; memoryless baseline {problem.baseline(args.length):.4f})"
+        )
+        return Prepared(config, make_task(config), steps_per_epoch=1, headline=headline)
+
+    def build_model(self, config: dict) -> torch.nn.Module:
+        return longrange.build_model(config)
+
+    def best_line(self, run: RunDir, result: dict) -> str:
+        return f"best {result['monitor']} {result['best']:.4f}; stopped by {result['stopped_by']}"
+
+    def after_training(self, run, model, prepared: Prepared, args, result: dict) -> None:
+        trained = {
+            "step": result["step"],
+            "seconds": result["time"],
+            "stopped_by": result["stopped_by"],
+        }
+        row = result_row(prepared.config, run, model, prepared.task, args.test_size, trained)
+        print(
+            f"after {row['steps']} steps ({row['seconds']:.0f}s): test {row['test_metric']:.4f} "
+            f"(baseline {row['baseline']:.4f}); solved: {row['solved']}"
+        )
+        write_diagnosis(run)
 
 
-def train_run(
-    config: dict,
-    run: RunDir,
-    steps: int | None,
-    minutes: float | None,
-    eval_every: int,
-    test_size: int,
-    device: torch.device,
-    started: float | None = None,
-) -> dict:
-    """Train one configuration into ``run``, owned while it trains; returns its result row.
+RECIPE = register_task(LabRecipe())
 
-    ``minutes`` bounds the run from ``started`` (default now), its test included.
-    """
+
+def train_run(config: dict, run: RunDir, args: argparse.Namespace, device: torch.device) -> dict:
+    """Train one of ``lab compare``'s configurations into ``run``, owned while it trains, under
+    the shared training options (--minutes bounds each run, its test included); returns its row."""
     torch.manual_seed(config["seed"])
     model = longrange.build_model(config)
     task = make_task(config)
-    train_cfg = TrainConfig(
-        steps=steps,
-        minutes=minutes,
-        lr=config["lr"],
-        weight_decay=0.0,
-        warmup=min(50, max(1, (steps or 1000) // 10)),
-        clip=config["clip"],
-        eval_every=eval_every,
-        log_every=10**9,
-    )
+    train_cfg = train_config(args, steps_per_epoch=1)
     title = f"{config['problem']} T={config['length']}: {longrange.label(config['cell'], config['dilations'])}"
     began = time.perf_counter()
-    deadline = None if minutes is None else (started or time.monotonic()) + 60.0 * minutes
+    deadline = None if args.minutes is None else time.monotonic() + 60.0 * args.minutes
     with claim(run, resume=False, task=TASK):
         run.write_config({**config, "train": vars(train_cfg)})
         trainer = Trainer(model, task, train_cfg, run, device=device, title=title, quiet=True,
                           deadline=deadline)  # fmt: skip
         try:
             result = trainer.fit()
-            diverged = False
         except TrainingDiverged:
-            result, diverged = {"stopped_by": "diverged", "step": trainer.step}, True
-        seconds = time.perf_counter() - began
+            result = {"stopped_by": "diverged", "diverged": True}
+        trained = {**result, "step": trainer.step, "seconds": time.perf_counter() - began}
         run.load_weights(model)
-        test = task.test(model, test_size, config["seed"])
-        row = {
-            "cell": config["cell"],
-            "dilations": config["dilations"],
-            "seed": config["seed"],
-            "test_metric": test["metric"],
-            "solved": longrange.solved_within(test["metric"], task.solved_below),
-            "steps": trainer.step,
-            "seconds": round(seconds, 1),
-            "stopped_by": result["stopped_by"],
-            "parameters": longrange.parameter_count(model),
-            "baseline": task.baseline,
-            "run": str(run.path),
-        }
-        if "accuracy" in test:
-            row["test_accuracy"] = test["accuracy"]
-        if diverged:
-            row["diverged"] = True
-        save_json(run.file(RESULT), row)
-    return row
+        return result_row(config, run, model, task, args.test_size, trained)
 
 
 def _fresh_run(path: str) -> RunDir:
@@ -359,37 +382,7 @@ def _fresh_run(path: str) -> RunDir:
 
 # -- verbs -----------------------------------------------------------------------------
 def gradients(args: argparse.Namespace) -> int:
-    _check(args)
-    dilations = longrange.parse_dilations(args.dilations) if args.dilations else None
-    config = run_config(args, args.cell, dilations, args.seed)
-    label = longrange.label(args.cell, dilations)
-    run = _fresh_run(args.out or f"runs/lab-gradients-{label}-{args.task}{args.length}")
-    device = pick_device(args.device, World())
-    problem = PROBLEMS[args.task]
-    print(
-        f"{label} on {args.task}, T={args.length} ({problem.metric}; memoryless baseline "
-        f"{problem.baseline(args.length):.4f}); run in {run.path}",
-        flush=True,
-    )
-    if args.steps == 0:
-        with claim(run, resume=False, task=TASK):
-            torch.manual_seed(args.seed)
-            model = longrange.build_model(config).to(device)
-            run.write_config(config)
-            run.save_weights(model)
-            flow = make_task(config).gradient_flow(model)
-            run.append_metrics({"step": 0, "time": 0.0, **flow.as_dict()}, GRADIENT_FLOW)
-            write_diagnosis(run)
-        return 0
-    started = getattr(args, "command_started", None)
-    row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size,
-                    device, started)  # fmt: skip
-    print(
-        f"after {row['steps']} steps ({row['seconds']:.0f}s): test {row['test_metric']:.4f} "
-        f"(baseline {row['baseline']:.4f}); solved: {row['solved']}"
-    )
-    write_diagnosis(run)
-    return 0
+    return train_task(args, RECIPE)
 
 
 def _configurations(args: argparse.Namespace) -> list[tuple[str, list[int] | None]]:
@@ -426,7 +419,7 @@ def compare(args: argparse.Namespace) -> int:
             str(root / f"{longrange.label(cell, d)}-seed{seed}")
         )
         for cell, d in configs
-        for seed in range(args.seeds)
+        for seed in range(args.seed, args.seed + args.seeds)
     }
     device = pick_device(args.device, World())
     problem = PROBLEMS[args.task]
@@ -443,9 +436,9 @@ def compare(args: argparse.Namespace) -> int:
     )
     rows = []
     for (cell, dil, seed), run in runs.items():
-        config = run_config(args, cell, list(dil) or None, seed)
-        row = train_run(config, run, args.steps, args.minutes, args.eval_every, args.test_size,
-                        device)  # fmt: skip
+        layers = len(dil) if dil else args.layers
+        spec = RNNSpec(cell, hidden=args.hidden, layers=layers, dilations=dil or None).check()
+        row = train_run(run_config(args, spec, seed), run, args, device)
         rows.append(row)
         print(
             f"  {longrange.label(cell, row['dilations']):18s} seed {seed}: test {row['test_metric']:.5f}  "

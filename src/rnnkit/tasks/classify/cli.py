@@ -38,8 +38,8 @@ from ..common import (
     warn,
 )
 from . import data
+from .files import plot_confusion, write_predictions
 from .model import Ensemble
-from .output import plot_confusion, write_predictions
 from .task import (
     ClassifyTask,
     Encoded,

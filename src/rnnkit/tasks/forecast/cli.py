@@ -28,8 +28,8 @@ from ..common import (
 from . import calibration, prepare
 from .calibration import apply_shifts, fit_shifts
 from .data import FILLS
+from .files import forecast_after_end, plot_error_by_horizon, plot_forecast, write_forecast_csv
 from .model import STRATEGIES, check_quantiles
-from .output import forecast_after_end, plot_error_by_horizon, plot_forecast, write_forecast_csv
 from .sources import BUILTIN
 from .task import ForecastTask, build_model, build_series, evaluate_test, forecast, load_table
 

@@ -35,10 +35,10 @@ from ..common import (
     train_task,
 )
 from ..options import check_bound
+from .files import plot_roll, write_midi
+from .key_distributions import OUTPUTS
 from .metrics import key_marginals, test_result
 from .model import CONDITIONS, RollModel
-from .output import plot_roll, write_midi
-from .outputs import OUTPUTS
 from .rolls import Rolls
 from .scores import STEPS, NoteCache, default_cache
 from .sources import known_genres, load_source, parse_genres

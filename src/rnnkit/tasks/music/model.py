@@ -20,7 +20,7 @@ from ...layers import RNNState
 from ...models import ConditionedGenerator
 from ...padding import check_lengths, step_mask
 from ...spec import RNNSpec
-from .outputs import key_distribution
+from .key_distributions import key_distribution
 from .rolls import KEYS
 
 CONDITIONS = ("none", "init", "input", "both")

@@ -34,7 +34,7 @@ from ..common import (
     train_task,
 )
 from .data import BOS, TOKENS, Pair, Vocabulary, load_cmudict, read_tsv, split_by_key, tokenize
-from .output import plot_alignments
+from .files import plot_alignments
 from .task import (
     Encoded,
     TranscribeTask,
