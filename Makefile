@@ -20,8 +20,9 @@ demo: $(STAMP)
 	$(BIN)/rnnkit text train --minutes 2 --out $$run && \
 	$(BIN)/rnnkit text sample $$run --prime "def " --length 600
 
+# one pytest worker per core (pytest-xdist); tests/conftest.py gives each its share of threads
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

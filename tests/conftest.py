@@ -1,5 +1,17 @@
+import os
+
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    # pytest-xdist's workers (make test runs one per core) share the cores: each gets its
+    # share of threads, and so do the rnnkit commands the tests start as subprocesses
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

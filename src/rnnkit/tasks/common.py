@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..cells import resolve
-from ..distributed import pick_device, setup, teardown
+from ..distributed import World, pick_device, setup, teardown
 from ..ownership import check_claim, claim
 from ..runs import RunDir
 from ..spec import RNNSpec
@@ -174,6 +174,11 @@ def number_list(flag: str, text: str, kind: type = float) -> list:
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"{flag}: {text!r} is not a comma-separated list of {what}")
     return values
+
+
+def budget_given(args: argparse.Namespace) -> bool:
+    """Whether --steps, --epochs or --minutes was given (else the task sets its own budget)."""
+    return not (args.steps is None and args.epochs is None and args.minutes is None)
 
 
 def train_config(args: argparse.Namespace, steps_per_epoch: int) -> TrainConfig:
@@ -439,6 +444,14 @@ class TaskRecipe:
 
     def build_model(self, config: dict) -> torch.nn.Module:
         raise NotImplementedError
+
+    def trained_model(
+        self, run: RunDir, config: dict, device: str | None = None
+    ) -> torch.nn.Module:
+        """The run's trained model on ``device``: what every verb after ``train`` starts from."""
+        model = self.build_model(config)
+        run.load_weights(model)
+        return model.to(pick_device(device, World()))
 
     def best_line(self, run: RunDir, result: dict) -> str:
         return f"best {self.metric_name} {result['best']:.4f}; stopped by {result['stopped_by']}"

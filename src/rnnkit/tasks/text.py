@@ -28,7 +28,6 @@ from torch import Tensor
 
 from .. import decoding
 from ..diagnostics import GradientFlow, gradient_flow
-from ..distributed import World, pick_device
 from ..models import SequenceTagger
 from ..runs import RunDir
 from ..spec import RNNSpec
@@ -38,6 +37,7 @@ from .common import (
     Prepared,
     TaskRecipe,
     add_train_options,
+    budget_given,
     check_memory,
     fingerprint,
     read_run,
@@ -520,7 +520,7 @@ class TextRecipe(TaskRecipe):
         return {"data": saved["data"].get("path")}
 
     def check_options(self, args: argparse.Namespace) -> None:
-        if args.steps is None and args.epochs is None and args.minutes is None:
+        if not budget_given(args):
             args.minutes = 5.0
         apply_budget_defaults(args)
 
@@ -582,10 +582,9 @@ def train(args: argparse.Namespace) -> int:
 
 def load_run(path: str, device: str | None) -> tuple[dict, SequenceTagger, Vocab, torch.device]:
     run, config = read_run(path, TASK)
-    model = build_model(config)
-    run.load_weights(model)
-    dev = pick_device(device, World())
-    return config, model.to(dev).eval(), Vocab(config["vocab"]), dev
+    model = RECIPE.trained_model(run, config, device)
+    dev = next(model.parameters()).device
+    return config, model.eval(), Vocab(config["vocab"]), dev
 
 
 def sample(args: argparse.Namespace) -> int:

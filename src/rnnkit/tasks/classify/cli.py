@@ -26,6 +26,7 @@ from ..common import (
     add_switch,
     add_train_options,
     bptt_bytes,
+    budget_given,
     check_memory,
     command_deadline,
     fingerprint,
@@ -156,7 +157,7 @@ def source_config(args: argparse.Namespace) -> dict:
 
 def auto_budget(args: argparse.Namespace, steps_per_epoch: int) -> str:
     """Without --steps, --epochs or --minutes, a budget that grows with the data set."""
-    if args.steps is None and args.epochs is None and args.minutes is None:
+    if not budget_given(args):
         args.steps = min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, AUTO_EPOCHS * steps_per_epoch))
         args.minutes = AUTO_MINUTES
         return f"{args.steps} steps, at most {AUTO_MINUTES:g} minutes in all"
@@ -259,11 +260,18 @@ class ClassifyRecipe(TaskRecipe):
     def build_model(self, config: dict) -> nn.Module:
         return build_model(config, members=1)
 
+    def trained_model(self, run: RunDir, config: dict, device: str | None = None) -> nn.Module:
+        """The run's final weights: the refit ensemble when the refit finished, else the selected model."""
+        members = config.get("ensemble", 1) if run.file(REFIT).exists() else 1
+        model = build_model(config, members)
+        run.load_weights(model)
+        return model.to(pick_device(device, World()))
+
     def after_training(self, run: RunDir, model, prepared: Prepared, args, result: dict) -> None:
         config, training, test = prepared.config, prepared.state["training"], prepared.state["test"]
         if args.refit:
             refit(run, config, encode(training, config), args, prepared.task)
-        model = trained_model(run, config)
+        model = self.trained_model(run, config, "cpu")
         print(f"scoring the {len(test)} test series and the baselines", flush=True)
         report(test_result(model.cpu(), run, config, training, test), config)
 
@@ -318,14 +326,6 @@ def refit(
     return model
 
 
-def trained_model(run: RunDir, config: dict) -> nn.Module:
-    """The run's final weights: the refit ensemble when the refit finished, else the selected model."""
-    members = config.get("ensemble", 1) if run.file(REFIT).exists() else 1
-    model = build_model(config, members)
-    run.load_weights(model)
-    return model
-
-
 def test_result(model, run: RunDir, config: dict, training, test) -> dict:
     """Score the test set once, write the confusion PNG, and return the JSON of ``eval``."""
     result = evaluate_test(
@@ -346,7 +346,7 @@ def report(result: dict, config: dict) -> None:
 
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
-    model = trained_model(run, config).to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     training, test = load_training(config), load_test(config)
     result = test_result(model, run, config, training, test)
     report(result, config)
@@ -366,7 +366,7 @@ def predict(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.input} has {series.channels} channels, the run was trained on {config['channels']}"
         )
-    model = trained_model(run, config).to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     proba = predict_proba(model, encode(series, config, labelled=False))
     write_predictions(out, proba, config["classes"], series.labels)
     labelled = series.labels != ""

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...distributed import World, pick_device
 from ...runs import RunDir, check_output, register_run_files, save_json
 from ...spec import RNNSpec
 from .. import options
@@ -17,6 +16,7 @@ from ..common import (
     Prepared,
     TaskRecipe,
     add_train_options,
+    budget_given,
     fingerprint,
     number_list,
     read_run,
@@ -220,7 +220,7 @@ class ForecastRecipe(TaskRecipe):
     resumed_options = staticmethod(resumed_options)
 
     def check_options(self, args: argparse.Namespace) -> None:
-        if args.steps is None and args.epochs is None and args.minutes is None:
+        if not budget_given(args):
             args.minutes = 2.0
 
     def prepare(self, args: argparse.Namespace, spec: RNNSpec) -> Prepared:
@@ -314,9 +314,7 @@ def load_shifts(run: RunDir) -> np.ndarray | None:
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
     series = build_series(config)
-    model = build_model(config, len(series.names))
-    run.load_weights(model)
-    model.to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     result = evaluate_test(model, series, config, load_shifts(run))
     report(result, config)
     if args.json:
@@ -342,9 +340,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.fill:
         source["fill"] = args.fill
     table = load_table(source)
-    model = build_model(config, len(config["channels"]))
-    run.load_weights(model)
-    model.to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     shifts = load_shifts(run)
     times, values = forecast_after_end(model, table, config)
     if shifts is not None:

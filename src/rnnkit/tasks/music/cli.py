@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...distributed import World, pick_device
 from ...runs import RunDir, atomic_write, check_output, register_run_files, save_json
 from ...spec import RNNSpec
 from .. import options
@@ -26,6 +25,7 @@ from ..common import (
     TaskRecipe,
     add_train_options,
     bptt_bytes,
+    budget_given,
     check_memory,
     fingerprint,
     read_run,
@@ -288,7 +288,7 @@ class MusicRecipe(TaskRecipe):
             args, "given", {"joint_hidden"}
         ):
             raise ValueError("--joint-hidden sizes a NADE or MADE output, not --output bernoulli")
-        args.auto_budget = args.steps is None and args.epochs is None and args.minutes is None
+        args.auto_budget = not budget_given(args)
         if args.auto_budget:
             args.steps, args.minutes = AUTO_STEPS, AUTO_MINUTES
 
@@ -402,9 +402,7 @@ def report(result: dict) -> None:
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
     test, marginals = load_held_out(run.file(HELD_OUT))
-    model = build_model(config)
-    run.load_weights(model)
-    model.to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     result = test_result(model, test, marginals)
     report(result)
     if args.json:
@@ -472,9 +470,7 @@ def generate(args: argparse.Namespace) -> int:
     png = check_output(run, out.with_suffix(".png"), given=out, inputs=reads)
     if png.exists() and not out.exists():  # a picture that is not this file's piano roll
         raise ValueError(f"--out {out} would overwrite {png}; choose another name")
-    model = build_model(config)
-    run.load_weights(model)
-    model.to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     write_sample(model, config, args.genre, args.steps, args.temperature, args.seed, args.tempo,
                  out)  # fmt: skip
     return 0

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from ...distributed import World, pick_device
 from ...runs import RunDir, register_run_files, save_json
 from ...spec import RNNSpec
 from .. import options
@@ -25,6 +24,7 @@ from ..common import (
     add_switch,
     add_train_options,
     bptt_bytes,
+    budget_given,
     check_memory,
     fingerprint,
     read_run,
@@ -246,7 +246,7 @@ class TranscribeRecipe(TaskRecipe):
     resumed_options = staticmethod(resumed_options)
 
     def check_options(self, args: argparse.Namespace) -> None:
-        args.auto_budget = args.steps is None and args.epochs is None and args.minutes is None
+        args.auto_budget = not budget_given(args)
         if args.teacher_forcing_final < 1.0 and not (
             args.sampling_steps or args.steps or args.epochs or args.auto_budget
         ):
@@ -411,9 +411,7 @@ def report(result: dict) -> None:
 def evaluate(args: argparse.Namespace) -> int:
     run, config = read_run(args.run_dir, TASK)
     _, _, test_pairs = split(config)
-    model = build_model(config)
-    run.load_weights(model)
-    model.to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     result = test_result(model, run, config, Words.of(test_pairs), args.beam, progress=True)
     report(result)
     if args.json:
@@ -443,9 +441,7 @@ def run_words(args: argparse.Namespace) -> int:
             ids.append(source.encode(symbols, "source symbol"))
         except ValueError as error:
             raise ValueError(f"{word!r}: {error}") from None
-    model = build_model(config)
-    run.load_weights(model)
-    model.to(pick_device(args.device, World()))
+    model = RECIPE.trained_model(run, config, args.device)
     for word, hyps in zip(
         words,
         transcribe(model, ids, max(args.beam, args.nbest), config.get("longest_target", 0)),

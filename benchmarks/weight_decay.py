@@ -1,0 +1,86 @@
+"""Weight decay on matrices only against decay on every parameter, each task's defaults.
+
+    python benchmarks/weight_decay.py                    # text, forecast, classify, transcribe
+    python benchmarks/weight_decay.py --tasks text --minutes 1
+
+rnnkit's AdamW decays weight matrices only (biases, normalisation gains and
+leaky time constants are left alone, as nanoGPT's configure_optimizers does).
+This runs each task's default configuration twice in this process, on the
+same data, seed and budget: once as rnnkit trains now, once with the decay
+put back on every parameter (what rnnkit did before), and prints the
+validation and test figures side by side. One seed per task: a difference
+within a seed's spread (see each task's section of the README) is no
+difference. Writes benchmarks/results/weight_decay.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from harness import rnnkit, write_result
+
+from rnnkit import training
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TASKS = {  # task -> (the train options beyond the defaults, the budget's default minutes)
+    "text": (["--data", SHARED / "tinyshakespeare.txt", "--val-fraction", "0.100001"], 1.0),
+    "forecast": (["--dataset", "seattle-weather"], 1.0),
+    "classify": (["--dataset", "ItalyPowerDemand"], None),  # its own budget, as benchmarked
+    "transcribe": (["--dataset", "cmudict"], 3.0),
+}
+
+
+def decay_everything(model, weight_decay: float) -> list[dict]:
+    """The old grouping: one group, every parameter decayed."""
+    return [{"params": [p for p in model.parameters() if p.requires_grad],
+             "weight_decay": weight_decay}]  # fmt: skip
+
+
+def one_run(task: str, mode: str, minutes: float | None, root: Path) -> dict:
+    argv, default_minutes = TASKS[task]
+    budget = minutes if minutes is not None else default_minutes
+    out = root / f"{task}-{mode}"
+    original = training.parameter_groups
+    if mode == "every parameter":
+        training.parameter_groups = decay_everything
+    began = time.perf_counter()
+    try:
+        rnnkit(task, "train", *argv, *(["--minutes", budget] if budget else []), "--out", out)
+    finally:
+        training.parameter_groups = original
+    seconds = time.perf_counter() - began
+    result = json.loads(rnnkit(task, "eval", out, "--json").strip().splitlines()[-1])
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"task": task, "decay": mode, "minutes": budget, "seconds": round(seconds, 1),
+            "steps": metrics[-1]["step"], "eval": result}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--minutes", type=float, help="budget of every run (default: per task)")
+    args = parser.parse_args()
+    tasks = args.tasks.split(",")
+    if "text" in tasks and not SHARED.exists():
+        print(f"text skipped: {SHARED} is not here")
+        tasks.remove("text")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rnnkit-decay-") as root:
+        for task in tasks:
+            for mode in ("matrices only", "every parameter"):
+                row = one_run(task, mode, args.minutes, Path(root))
+                rows.append(row)
+                shown = {k: v for k, v in row["eval"].items() if isinstance(v, float)}
+                print(f"{task:10s} {mode:16s} {row['steps']:6d} steps  {json.dumps(shown)}",
+                      flush=True)  # fmt: skip
+    path = write_result("weight_decay.json", {"runs": rows})
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
