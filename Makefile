@@ -10,7 +10,7 @@ STAMP := $(VENV)/.rnnkit-installed
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,forecast,classify,transcribe,music]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,forecast,classify,transcribe,music,speech]'
 	touch $(STAMP)
 
 # The main job: a character model trained for two minutes on Python's own

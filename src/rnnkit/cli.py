@@ -21,6 +21,7 @@ from .tasks import demo, diagnose, lab, text
 from .tasks.classify import cli as classify
 from .tasks.forecast import cli as forecast
 from .tasks.music import cli as music
+from .tasks.speech import cli as speech
 from .tasks.transcribe import cli as transcribe
 
 
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
 
 
-TASKS = [demo, text, forecast, classify, transcribe, music, lab, diagnose]
+TASKS = [demo, text, forecast, classify, transcribe, music, speech, lab, diagnose]
 
 
 def build_parser() -> argparse.ArgumentParser:

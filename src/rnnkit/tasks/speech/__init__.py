@@ -1,0 +1,1 @@
+"""Speech recognition: audio in, words out, with a deep bidirectional RNN and CTC."""
