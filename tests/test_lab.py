@@ -272,3 +272,22 @@ def test_lab_explode_writes_strict_json_when_nothing_stays_finite(tmp_path, caps
     runs = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))["runs"]
     assert all(r["non_finite_steps"] == 5 and r["max_grad_norm"] is None for r in runs)
     assert "none finite" in stdout
+
+
+def test_lab_gradients_resumes_and_takes_every_shared_option(tmp_path, capsys):
+    out = tmp_path / "g"
+    code, _, err = cli(capsys, "lab", "gradients", "--cell", "gru", "--task", "copy", "--length", "6",
+                       "--steps", "8", "--eval-every", "4", "--checkpoint-every", "2",
+                       "--layer-norm", "--out", out, *TINY)  # fmt: skip
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["layer_norm"] is True and config["train"]["checkpoint_every"] == 2
+    code, stdout, err = cli(capsys, "lab", "gradients", "--out", out, "--resume", "--steps", "12")
+    assert code == 0, err
+    assert json.loads((out / "result.json").read_text())["steps"] == 12
+    steps = [
+        json.loads(line)["step"] for line in (out / "gradient_flow.jsonl").read_text().splitlines()
+    ]
+    assert steps == [0, 4, 8, 12]  # the resumed run went on from step 8, with the run's options
+    code, _, err = cli(capsys, "lab", "gradients", "--out", out, "--steps", "4")
+    assert code == 2 and "already holds a run" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -10,12 +11,13 @@ from torch import Tensor, nn
 
 from ...training import Monitor, SeededSource
 from .compose import Utterance
-from .ctc import best_path
+from .ctc import BeamSearch, best_path
 from .features import LogMel, Normaliser, SpecAugment
 from .metrics import error_rates
 from .model import Labels
 
 EVAL_BATCH = 64
+BEAM_SAMPLE = 8  # validation utterances the beam is timed on
 
 
 @dataclass
@@ -111,13 +113,31 @@ class SpeechTask:
         self.batches = SpeechBatches(train, targets, batch, seed, augment)
         self.val_targets = [labels.encode(t) for t in val.texts]
 
+    def expect_test(self, utterances: int, beam: int) -> None:
+        """Note the test after training, to keep time for it under a budget."""
+        self.test_utterances, self.test_beam = utterances, beam
+        self.greedy_per_utterance = self.beam_per_utterance = 0.0
+
+    def after_training_seconds(self, eval_seconds: float) -> float:
+        """The test at the validation's rate per utterance, the beam at its measured rate."""
+        count = getattr(self, "test_utterances", 0)
+        return (self.greedy_per_utterance + self.beam_per_utterance) * count + 3.0 if count else 0.0
+
     def loss(self, model: nn.Module, batch, carry):
         return ctc_loss(model, *batch), None
 
     def evaluate(self, model: nn.Module) -> dict:
         device = next(model.parameters()).device
+        began = time.perf_counter()
         logs = posteriors(model, self.val)
         texts = [self.labels.decode(best_path(p, len(p))) for p in logs]
+        self.greedy_per_utterance = (time.perf_counter() - began) / len(self.val)
+        if getattr(self, "test_beam", 1) > 1:  # the beam's rate on a few utterances
+            began, few = time.perf_counter(), logs[:BEAM_SAMPLE]
+            search = BeamSearch(self.labels)
+            for p in few:
+                search.nbest(p, len(p), self.test_beam)
+            self.beam_per_utterance = (time.perf_counter() - began) / len(few)
         rates = error_rates(texts, self.val.texts)
         total, count = 0.0, 0
         for p, target in zip(logs, self.val_targets, strict=True):

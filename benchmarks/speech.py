@@ -1,0 +1,89 @@
+"""Speech recognition targets (issue 17), as a benchmark: the Free Spoken Digit Dataset.
+
+    python benchmarks/speech.py --part isolated          # official split, isolated digits
+    python benchmarks/speech.py --part connected         # official split, 1-7 digits per utterance
+    python benchmarks/speech.py --part loso              # connected, each speaker held out in turn
+    python benchmarks/speech.py --part all --minutes 14 -- --time-masks 2 --freq-masks 2
+
+Each run is `rnnkit speech train --data FSDD --minutes M` with every other
+option at its default unless given after ``--``; the test set is scored
+once, at the end of the run, beside the baselines the run measures itself
+(the most frequent word; for isolated digits the 1-NN DTW template
+recogniser on the same features). Writes benchmarks/results/speech_PART.json
+and prints the table. Not a test: up to 15 minutes a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from harness import rnnkit, write_result
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+COMPOSE = ["--compose", "7"]
+
+
+def one_run(out: Path, minutes: float, argv: list[str], label: str) -> dict:
+    began = time.perf_counter()
+    rnnkit("speech", "train", "--data", DATA, "--minutes", minutes, *argv, "--out", out, echo=True)
+    seconds = time.perf_counter() - began
+    result = json.loads((out / "test.json").read_text())
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    row = {"run": label, "options": argv, "seconds": round(seconds, 1), "steps": metrics[-1]["step"],
+           "wer": result["wer"], "cer": result["cer"], "beam": result["beam"],
+           "baselines": result["baselines"], "by_speaker": result["by_speaker"]}  # fmt: skip
+    print(f"== {label}: WER {row['wer']:.4f} (beam {row['beam']['wer']:.4f}), CER {row['cer']:.4f}, "
+          f"{row['steps']} steps in {seconds:.0f} s", flush=True)  # fmt: skip
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("isolated", "connected", "loso", "all"), default="all")
+    parser.add_argument("--minutes", type=float, default=14.0, help="budget of every run")
+    parser.add_argument("--speakers", default=",".join(SPEAKERS), help="loso: the folds")
+    parser.add_argument("--keep", help="keep the run directories under this folder")
+    parser.add_argument("extra", nargs="*", help="extra `rnnkit speech train` options (after --)")
+    args = parser.parse_args()
+    if not DATA.exists():
+        print(f"skipped: {DATA} is not here (the benchmark data lives beside the project)")
+        return 0
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rnnkit-speech-"))
+    parts = ["isolated", "connected", "loso"] if args.part == "all" else [args.part]
+    for part in parts:
+        rows = []
+        if part == "isolated":
+            rows.append(one_run(root / "isolated", args.minutes, args.extra, "isolated digits"))
+        elif part == "connected":
+            rows.append(
+                one_run(root / "connected", args.minutes, COMPOSE + args.extra, "connected digits")
+            )
+        else:
+            for speaker in args.speakers.split(","):
+                argv = [*COMPOSE, "--test-speakers", speaker, *args.extra]
+                rows.append(
+                    one_run(root / f"loso-{speaker}", args.minutes, argv, f"held out: {speaker}")
+                )
+        print(
+            f"\n{'run':24s} {'WER':>7s} {'beam WER':>9s} {'CER':>7s} {'most freq':>9s} {'1-NN DTW':>9s} {'s':>6s}"
+        )
+        for r in rows:
+            b = r["baselines"]
+            dtw = f"{b['dtw_1nn']['wer']:9.4f}" if "dtw_1nn" in b else f"{'-':>9s}"
+            print(f"{r['run']:24s} {r['wer']:7.4f} {r['beam']['wer']:9.4f} {r['cer']:7.4f} "
+                  f"{b['most_frequent']['wer']:9.4f} {dtw} {r['seconds']:6.0f}")  # fmt: skip
+        if part == "loso":
+            mean = sum(r["beam"]["wer"] for r in rows) / len(rows)
+            print(f"mean beam WER over {len(rows)} held-out speakers: {mean:.4f}")
+        path = write_result(f"speech_{part}.json", {"minutes": args.minutes, "runs": rows})
+        print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
