@@ -132,6 +132,15 @@ def task_verbs(subparsers: argparse._SubParsersAction, task: str, text: str):
     return parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
 
 
+def report_result(args: argparse.Namespace, result: dict, report: Callable[[dict], None]) -> int:
+    """An ``eval`` verb's end: the table for a reader, and with --json the result as one JSON
+    object on the last line, for a script."""
+    report(result)
+    if getattr(args, "json", False):
+        print(json.dumps(result))
+    return 0
+
+
 def run_verb(
     verbs, name: str, text: str, handler, json_flag: bool = False
 ) -> argparse.ArgumentParser:

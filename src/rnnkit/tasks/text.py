@@ -12,7 +12,6 @@ whole, and reported in nats and bits per character.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -42,6 +41,7 @@ from .common import (
     fingerprint,
     read_run,
     register_task,
+    report_result,
     task_verbs,
     train_task,
     warn,
@@ -642,7 +642,10 @@ def evaluate(args: argparse.Namespace) -> int:
     if not math.isfinite(loss):
         raise ValueError("the model's loss is not finite: its training diverged; train again")
     result = {"loss": loss, "bpc": loss / math.log(2), "characters": count}
-    print(f"{what}: {loss:.4f} nats/char, {result['bpc']:.4f} bits/char over {count:,} characters")
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return report_result(
+        args,
+        result,
+        lambda r: print(
+            f"{what}: {loss:.4f} nats/char, {r['bpc']:.4f} bits/char over {count:,} characters"
+        ),
+    )

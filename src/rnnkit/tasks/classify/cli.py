@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -32,6 +31,7 @@ from ..common import (
     fingerprint,
     read_run,
     register_task,
+    report_result,
     run_verb,
     task_verbs,
     train_config,
@@ -349,10 +349,7 @@ def evaluate(args: argparse.Namespace) -> int:
     model = RECIPE.trained_model(run, config, args.device)
     training, test = load_training(config), load_test(config)
     result = test_result(model, run, config, training, test)
-    report(result, config)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return report_result(args, result, lambda r: report(r, config))
 
 
 def predict(args: argparse.Namespace) -> int:

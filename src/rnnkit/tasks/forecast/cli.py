@@ -21,6 +21,7 @@ from ..common import (
     number_list,
     read_run,
     register_task,
+    report_result,
     task_verbs,
     train_task,
     warn,
@@ -316,10 +317,7 @@ def evaluate(args: argparse.Namespace) -> int:
     series = build_series(config)
     model = RECIPE.trained_model(run, config, args.device)
     result = evaluate_test(model, series, config, load_shifts(run))
-    report(result, config)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return report_result(args, result, lambda r: report(r, config))
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ files (subfolders are genres), or the music21 corpus by genre.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -30,6 +29,7 @@ from ..common import (
     fingerprint,
     read_run,
     register_task,
+    report_result,
     run_verb,
     task_verbs,
     train_task,
@@ -404,10 +404,7 @@ def evaluate(args: argparse.Namespace) -> int:
     test, marginals = load_held_out(run.file(HELD_OUT))
     model = RECIPE.trained_model(run, config, args.device)
     result = test_result(model, test, marginals)
-    report(result)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return report_result(args, result, report)
 
 
 def write_sample(

@@ -22,6 +22,7 @@ from ..common import (
     check_memory,
     read_run,
     register_task,
+    report_result,
     run_verb,
     task_verbs,
     train_task,
@@ -376,10 +377,7 @@ def evaluate(args: argparse.Namespace) -> int:
         json.loads(path.read_text()) if path.exists() else measure_baselines(config, parts, test)
     )
     result = test_result(model, run, config, test, args.beam, args.lexicon, baselines)
-    report(result)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return report_result(args, result, report)
 
 
 def transcribe(args: argparse.Namespace) -> int:

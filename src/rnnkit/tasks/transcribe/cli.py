@@ -7,7 +7,6 @@ By default spelling to pronunciation on the CMU Pronouncing Dictionary;
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -29,6 +28,7 @@ from ..common import (
     fingerprint,
     read_run,
     register_task,
+    report_result,
     run_verb,
     task_verbs,
     train_task,
@@ -413,10 +413,7 @@ def evaluate(args: argparse.Namespace) -> int:
     _, _, test_pairs = split(config)
     model = RECIPE.trained_model(run, config, args.device)
     result = test_result(model, run, config, Words.of(test_pairs), args.beam, progress=True)
-    report(result)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return report_result(args, result, report)
 
 
 def run_words(args: argparse.Namespace) -> int:
