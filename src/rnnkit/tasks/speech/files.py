@@ -15,7 +15,8 @@ def plot_posteriors(path: Path, features: np.ndarray, posteriors: np.ndarray, sy
     probability of every unit at every output step (centred at ``times``), the blank dotted;
     titled with what was decoded and what was said."""
     plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), dpi=100, sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), dpi=100, sharex=True)
+    fig.subplots_adjust(bottom=0.2)
     image = top.imshow(features.T, origin="lower", aspect="auto", cmap="magma",
                        extent=(0, seconds, 0, features.shape[1]))  # fmt: skip
     fig.colorbar(image, ax=[top, bottom], label="normalised log energy (top)", pad=0.01,
@@ -35,5 +36,11 @@ def plot_posteriors(path: Path, features: np.ndarray, posteriors: np.ndarray, sy
     bottom.set_xlabel("time (s)")
     bottom.set_ylabel("CTC posterior")
     if len(shown) <= 20:
-        bottom.legend(fontsize=7, ncol=min(10, len(shown) + 1), loc="upper right")
+        bottom.legend(
+            fontsize=7,
+            ncol=min(12, len(shown) + 1),
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.22),
+            frameon=False,
+        )  # below: the spikes stay clear
     _save(fig, path, tight=False)
