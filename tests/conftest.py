@@ -35,3 +35,15 @@ def run_cli(capsys, *args):
         code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _repository_root_untouched():
+    """A test writes in its own temporary folder: nothing new may appear beside the README."""
+    before = set(os.listdir(ROOT))
+    yield
+    new = set(os.listdir(ROOT)) - before - {".pytest_cache", ".ruff_cache"}
+    assert not new, f"the test left {sorted(new)} in the repository root"

@@ -162,6 +162,10 @@ def judge(case: Case, folder: Path, capsys) -> str | None:
         (folder / name).write_bytes(content)
     argv = [a.replace("{dir}", str(folder)) for a in case.argv]
     threads = torch.get_num_threads()
+    here = Path.cwd()
+    os.chdir(
+        folder
+    )  # a relative --out ("-", "\u00e9\u00e8") lands in the case's folder, not the repo
     try:
         code = main(argv)
     except SystemExit as stop:
@@ -169,6 +173,7 @@ def judge(case: Case, folder: Path, capsys) -> str | None:
     except BaseException as error:  # a traceback, for a user
         return f"{type(error).__name__}: {error}"
     finally:
+        os.chdir(here)
         torch.set_num_threads(threads)
     _, err = capsys.readouterr()
     lines = err.strip().splitlines()
