@@ -16,7 +16,12 @@ def manual_unroll(cell, x, state, dilation=1):
         y, new = cell(x[:, t], history[-dilation])
         history.append(new)
         ys.append(y)
-    return torch.stack(ys, 1), history[-1]
+    if dilation == 1:
+        return torch.stack(ys, 1), history[-1]
+    # a dilated layer's final state: the last d steps' states, in time order
+    return torch.stack(ys, 1), tuple(
+        torch.stack(s, 1) for s in zip(*history[-dilation:], strict=True)
+    )
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -85,3 +90,40 @@ def test_dilated_stack_receptive_field():
     y[0, 6].sum().backward()
     assert torch.all(x.grad[0, 7:] == 0)
     assert torch.all(x.grad[0, :7] != 0)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("dilations", [[1, 2], [3, 1, 2], [4]])
+def test_a_dilated_stack_continues_exactly_from_its_final_state(cell, dilations):
+    """Chunks (truncated BPTT) and single steps (generation) carry every chain's state."""
+    rnn = RNN(cell, 3, 5, num_layers=len(dilations), dilations=dilations).eval()
+    x = torch.randn(2, 11, 3)
+    y, final = rnn(x)
+    assert parts(final)[0].shape == (len(dilations), 2, max(dilations), 5)
+    for cuts in ([0, 3, 4, 9, 11], list(range(12))):
+        state, ys = None, []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            out, state = rnn(x[:, a:b], state)
+            ys.append(out)
+        torch.testing.assert_close(torch.cat(ys, 1), y)
+        for p, q in zip(parts(state), parts(final), strict=True):
+            torch.testing.assert_close(p, q)
+
+
+def test_a_dilated_history_with_lengths_and_plain_states():
+    rnn = RNN("gru", 2, 4, num_layers=2, dilations=[1, 3]).eval()
+    x, lengths = torch.randn(3, 7, 2), torch.tensor([7, 2, 5])
+    _, final = rnn(x, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):  # a short sequence keeps the start it was given
+        _, alone = rnn(x[b : b + 1, :n])
+        torch.testing.assert_close(final[:, b : b + 1], alone)
+    plain = torch.randn(2, 3, 4)  # a (rows, B, H) state starts every chain
+    history = plain.unsqueeze(2).expand(-1, -1, 3, -1)
+    torch.testing.assert_close(rnn(x, plain)[0], rnn(x, history.contiguous())[0])
+    # the last step's state stands last, and a stack without dilations reads only that
+    y, final = rnn(x)
+    torch.testing.assert_close(final[1, :, -1], y[:, -1])
+    plain_rnn = RNN("gru", 2, 4, num_layers=2).eval()
+    torch.testing.assert_close(plain_rnn(x, final)[0], plain_rnn(x, final[:, :, -1])[0])
+    with pytest.raises(ValueError, match="rows, batch, steps, size"):
+        rnn(x, torch.randn(2, 3, 3, 5))

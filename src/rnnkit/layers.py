@@ -86,7 +86,14 @@ def state_parts(state: RNNState) -> tuple[Tensor, ...]:
     return (state,) if isinstance(state, Tensor) else tuple(state)
 
 
+def last_step(state: RNNState) -> RNNState:
+    """A dilated stack's state (rows, B, D, size) as its last step's (rows, B, size)."""
+    parts = tuple(p[:, :, -1] if p.dim() == 4 else p for p in state_parts(state))
+    return parts if len(parts) > 1 else parts[0]
+
+
 def top_layer_vector(state: RNNState, directions: int) -> Tensor:
-    """The top layer's state parts, all directions, concatenated per sequence: (B, F)."""
-    pieces = [p[-directions:].transpose(0, 1).reshape(p.shape[1], -1) for p in state_parts(state)]
+    """The top layer's state parts (at the last step), all directions, per sequence: (B, F)."""
+    parts = state_parts(last_step(state))
+    pieces = [p[-directions:].transpose(0, 1).reshape(p.shape[1], -1) for p in parts]
     return torch.cat(pieces, -1)

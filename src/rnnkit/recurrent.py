@@ -21,6 +21,7 @@ from . import plan as execution
 from . import probes
 from .cells import CellSpec, RecurrentCell, State, cell_name, make_cell, resolve
 from .checks import check_positive_int, check_probability
+from .layers import last_step
 from .padding import check_lengths, reverse_padded
 from .scan import scan
 
@@ -42,7 +43,11 @@ class Recurrent(nn.Module):
     (zeros), and ``final`` is each sequence's state at its own last step.
     ``reverse=True`` runs each sequence backwards within its own length.
     ``dilation=d`` connects step t to step t-d: the lecture's skip connections
-    through time, computed as d interleaved chains in one batch.
+    through time, computed as d interleaved chains in one batch. Continuing a
+    dilated sequence needs the last d states, not the last one: with d > 1,
+    ``final`` holds each part as (B, d, size), the states of the last d steps
+    in time order (``[:, -1]`` is the last step's), and ``state`` takes that
+    history or a plain (B, size) state, which then starts every chain.
 
     Example::
 
@@ -81,10 +86,13 @@ class Recurrent(nn.Module):
     def _check_state(self, state: State | Tensor, batch: int) -> State:
         if isinstance(state, Tensor):
             state = (state,)
-        expected = [(batch, s) for s in self.cell.state_sizes]
+        d = self.dilation
+        plain = [(batch, s) for s in self.cell.state_sizes]
+        history = [(batch, d, s) for s in self.cell.state_sizes]
         got = [tuple(s.shape) for s in state]
-        if got != expected:
-            raise ValueError(f"state must hold tensors of shapes {expected}, got {got}")
+        if got != plain and (d == 1 or got != history):
+            accepted = f"{plain}" + ("" if d == 1 else f" or the last {d} steps' {history}")
+            raise ValueError(f"state must hold tensors of shapes {accepted}, got {got}")
         return tuple(state)
 
     def _dilated(
@@ -109,14 +117,18 @@ class Recurrent(nn.Module):
         probe = None if probe is None else to_chains(probe)
         offsets = torch.arange(d)
         chain_lengths = ((full[:, None] - offsets[None, :] + d - 1) // d).clamp(min=0).reshape(-1)
-        state = tuple(s.repeat_interleave(d, 0) for s in state)
+        # chain c starts from the state at step c - d: the history's entry c
+        state = tuple(
+            (s if s.dim() == 3 else s.unsqueeze(1).expand(-1, d, -1)).reshape(batch * d, -1)
+            for s in state
+        )
         y, final = scan(self.cell, x, state, chain_lengths, allow_empty=True, probe=probe)
         y = y.view(batch, d, chain_steps, -1).transpose(1, 2).reshape(batch, chain_steps * d, -1)
-        last_chain = ((full - 1) % d).to(x.device)
+        # the state at step L - d + k ends chain (L + k) mod d; a chain that never ran
+        # (L < d) still holds its start, the state at that same step
+        order = ((full[:, None] + offsets[None, :]) % d).to(x.device)
         final = tuple(
-            f.view(batch, d, -1)
-            .gather(1, last_chain.view(-1, 1, 1).expand(-1, 1, f.shape[-1]))
-            .squeeze(1)
+            f.view(batch, d, -1).gather(1, order.unsqueeze(-1).expand(-1, -1, f.shape[-1]))
             for f in final
         )
         return y[:, :steps], final
@@ -135,6 +147,10 @@ class RNN(nn.Module):
     directions * output_size); ``final`` is in torch's layout, a tensor of
     shape (num_layers * directions, B, H) for single-state cells and a tuple
     ``(h_n, c_n)`` for the LSTM, so an ``nn.LSTM`` can be swapped for it.
+    With dilations (max D > 1), each part also keeps the last D steps, (num_layers
+    * directions, B, D, H), ``[:, :, -1]`` the last step's, so that passing
+    ``final`` back continues the sequence exactly (truncated BPTT, generation);
+    a plain (num_layers * directions, B, H) state is taken too.
 
     Args:
         cell: a registered name (``"elman"``, ``"jordan"``, ``"leaky"``, ``"lstm"``,
@@ -192,6 +208,7 @@ class RNN(nn.Module):
         for d in dilations:
             check_positive_int("dilations", d)
         self.dilations = dilations
+        self.history = max(dilations) if max(dilations) > 1 else 0  # steps a state keeps
         options = dict(
             layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout,
@@ -259,11 +276,13 @@ class RNN(nn.Module):
         check_input(x, self.input_size)
         batch, steps = x.shape[:2]
         lengths = check_lengths(lengths, batch, steps)
-        states = None if state is None else self._split_state(state, batch)
         # One step at a time (generation) through several layers, torch's fused call costs
         # more than the step (3.8 ms against 0.95 ms for a trained 2 x 512 LSTM on this CPU;
         # with one layer it is the faster, 0.31 against 0.39 ms): "auto" then takes the loop.
         single_step_stack = steps == 1 and self.num_layers > 1 and self.fused == "auto"
+        if state is not None and not self.history:  # a dilated stack's state: its last step
+            state = last_step(state)
+        states = None if state is None else self._split_state(state, batch)
         if self.uses_fused and not single_step_stack and not probes.recording():
             hx = None if state is None else self._stack_state(states)
             y, final = fused_path.run(self, x, hx, lengths)
@@ -296,8 +315,17 @@ class RNN(nn.Module):
 
     def _stack_state(self, per_layer: list[list[State]]) -> tuple[Tensor, ...]:
         parts = len(per_layer[0][0])
+        steps = self.history
+
+        def kept(s: Tensor) -> Tensor:  # a layer's state or history, as the last D steps
+            if not steps:
+                return s
+            s = s if s.dim() == 3 else s.unsqueeze(1)
+            # steps before a shorter dilation's history are never read: its first repeated
+            return torch.cat([s[:, :1].expand(-1, steps - s.shape[1], -1), s], 1)
+
         return tuple(
-            torch.stack([s[i] for layer in per_layer for s in layer], 0) for i in range(parts)
+            torch.stack([kept(s[i]) for layer in per_layer for s in layer], 0) for i in range(parts)
         )
 
     def _split_state(self, state: Tensor | tuple[Tensor, ...], batch: int) -> list[list[State]]:
@@ -305,13 +333,26 @@ class RNN(nn.Module):
         rows = self.num_layers * self.num_directions
         expected = [(rows, batch, s) for s in self.state_sizes]
         got = [tuple(p.shape) for p in parts]
-        if got != expected:
-            raise ValueError(
-                f"state must hold tensors of shapes {expected} (layers * directions, batch, size), got {got}"
-            )
+        # a history of any length is taken (an encoder's with other dilations, say)
+        plain = [g if len(g) == 3 else (*g[:2], g[3]) if len(g) == 4 else g for g in got]
+        if plain != expected or (self.history == 0 and got != expected):
+            accepted = f"{expected} (layers * directions, batch, size)"
+            if self.history:
+                accepted += f" or with the last {self.history} steps (rows, batch, steps, size)"
+            raise ValueError(f"state must hold tensors of shapes {accepted}, got {got}")
+
+        def of_layer(p: Tensor, layer: int) -> Tensor:
+            d = self.dilations[layer]
+            if p.dim() == 3:
+                return p
+            if d == 1:
+                return p[:, :, -1]
+            h = p[:, :, -d:]  # the last d steps; a shorter history's first step stands earlier
+            return torch.cat([h[:, :, :1].expand(-1, -1, d - h.shape[2], -1), h], 2)
+
         return [
             [
-                tuple(p[layer * self.num_directions + k] for p in parts)
+                tuple(of_layer(p, layer)[layer * self.num_directions + k] for p in parts)
                 for k in range(self.num_directions)
             ]
             for layer in range(self.num_layers)

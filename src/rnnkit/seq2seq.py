@@ -21,7 +21,15 @@ from torch import Tensor, nn
 
 from . import decoding
 from .checks import check_positive_int
-from .layers import InputStage, RNNState, mlp, state_from_vector, state_parts, top_layer_vector
+from .layers import (
+    InputStage,
+    RNNState,
+    last_step,
+    mlp,
+    state_from_vector,
+    state_parts,
+    top_layer_vector,
+)
 from .padding import check_lengths, step_mask
 from .recurrent import RNN
 
@@ -189,7 +197,7 @@ class EncoderDecoder(nn.Module):
         e = self.target(y_prev)
         weights = None
         if self.input_feeding:
-            query = state_parts(state)[0][-1]  # s_{t-1}, the top layer
+            query = state_parts(last_step(state))[0][-1]  # s_{t-1}, the top layer
             context, weights = self.attention(query, enc["keys"], enc["memory"], enc["mask"])
             e = torch.cat([e, context], -1)
         y, state = self.decoder(e.unsqueeze(1), state)
