@@ -437,6 +437,45 @@ def test_fuzz_music(tmp_path, capsys):
     fuzz(cases, tmp_path, capsys)
 
 
+def test_fuzz_speech(tmp_path, capsys):
+    pytest.importorskip("soundfile")
+    from speech_audio import write_manifest
+
+    rng = random.Random(SEED + 5)
+    corpus = write_manifest(tmp_path / "corpus", ["ab", "ba"], takes=2)
+    audio = {f"d/{p.name}": p.read_bytes() for p in sorted(corpus.glob("*.wav"))}
+    manifest = (corpus / "manifest.tsv").read_bytes()
+    base = ["--hidden", "4", "--layers", "1", "--batch-size", "4", "--beam", "2",
+            "--test-speakers", "cy", *QUICK[:4], "--minutes", "0.2", "--out", RUN]  # fmt: skip
+    train = ["speech", "train", "--data", "{dir}/d", *base]
+    cases = [Case(train, f"manifest: {note}", {**audio, "d/manifest.tsv": data}, RUN)
+             for note, data in mutations(manifest, rng, "\t", 35)]  # fmt: skip
+    names = sorted(audio)
+    for i in range(20):  # a recording damaged: truncated, junk inside, or bytes changed
+        name, wave = names[i % len(names)], audio[names[i % len(names)]]
+        at = rng.randrange(len(wave))
+        damaged = [wave[:at], wave[:at] + bytes(rng.randrange(256) for _ in range(40)) + wave[at:],
+                   bytes(rng.randrange(256) for _ in range(len(wave))), b""][i % 4]  # fmt: skip
+        files = {**audio, name: damaged, "d/manifest.tsv": manifest}
+        cases.append(Case(train, f"{name} damaged ({i % 4})", files, RUN))
+        cases.append(Case([*train, "--skip-bad"], f"--skip-bad, {name} damaged", files, RUN))
+    data = {**audio, "d/manifest.tsv": manifest}
+    for case in option_cases(("speech", "train"), ["--data", "{dir}/d", *base], rng, 50, out=RUN):
+        case.files = data
+        cases.append(case)
+    trained = tmp_path / "trained"
+    assert main(["speech", "train", "--data", str(corpus), *base[:-2], "--out", str(trained)]) == 0
+    capsys.readouterr()
+    wave = str(corpus / "ann_ab_0.wav")
+    cases += [Case(["speech", "transcribe", str(trained), "{dir}/x.wav"], f"a {note} file",
+                   {"x.wav": data}) for note, data in [("empty", b""), ("text", b"hello"),
+                   ("truncated", audio["d/ann_ab_0.wav"][:30])]]  # fmt: skip
+    cases += option_cases(("speech", "transcribe"), [str(trained), wave], rng, 12)
+    cases += option_cases(("speech", "eval"), [str(trained)], rng, 6)
+    cases += regressions("speech")
+    fuzz(cases, tmp_path, capsys)
+
+
 def test_fuzz_lab_demo_and_diagnose(tmp_path, capsys):
     rng = random.Random(SEED + 5)
     cases = option_cases(("lab", "gradients"), ["--steps", "2", "--length", "5", "--hidden", "4",

@@ -233,6 +233,24 @@ def test_bad_input_is_one_line_and_status_2(setup, argv, message, tmp_path, caps
         assert "1 of 4 files are not audio and were left out" in err
 
 
+def test_utterances_with_more_labels_than_steps_are_left_out_and_counted(corpus, tmp_path, capsys):
+    from conftest import run_cli
+
+    # 9 frames a step: the two-letter words keep 2 steps, the three-letter ones get too few
+    code, _, err = run_cli(capsys, "speech", "train", "--data", corpus, "--test-speakers", "cy",
+                           "--steps", "2", *SMALL, "--stride", "9", "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    assert "training utterances have more labels than output steps" in err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    result = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert result["utterances"] == 36 and config["stride"] == 9  # the test set is never thinned
+    code, _, err = run_cli(capsys, "speech", "train", "--data", corpus, "--test-speakers", "cy",
+                           "--steps", "2", *SMALL, "--stride", "16", "--hop-ms", "30", "--out", tmp_path / "none")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    assert "no training utterance has as many output steps as labels" in err
+    assert not (tmp_path / "none").exists()
+
+
 @pytest.mark.skipif(not FSDD.exists(), reason="the FSDD copy lives in ../shared, not in a clone")
 def test_the_fsdd_copy_is_read_with_its_official_split():
     layout, clips = read_clips(FSDD)

@@ -170,14 +170,15 @@ def drop_unlearnable(data: Encoded, labels: Labels, config: dict, what: str) -> 
         need = len(ids) + sum(a == b for a, b in zip(ids, ids[1:], strict=False))
         if ids and steps_of(config, len(data.features[i])) >= need:
             keep.append(i)
-    if len(keep) < len(data):
-        first = next(i for i in range(len(data)) if i not in set(keep))
-        warn(f"{len(data) - len(keep)} {what} utterances have more labels than output steps "
-             f"(the first: {data.texts[first]!r}) and were left out; lower --stride or --hop-ms")  # fmt: skip
     if not keep:
         raise ValueError(
             f"no {what} utterance has as many output steps as labels: lower --stride or --hop-ms"
         )
+    if len(keep) < len(data):
+        kept = set(keep)
+        first = next(i for i in range(len(data)) if i not in kept)
+        warn(f"{len(data) - len(keep)} {what} utterances have more labels than output steps "
+             f"(the first: {data.texts[first]!r}) and were left out; lower --stride or --hop-ms")  # fmt: skip
     return Encoded([data.features[i] for i in keep], [data.texts[i] for i in keep],
                    [data.speakers[i] for i in keep])  # fmt: skip
 
