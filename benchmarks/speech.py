@@ -9,8 +9,9 @@ Each run is `rnnkit speech train --data FSDD --minutes M` with every other
 option at its default unless given after ``--``; the test set is scored
 once, at the end of the run, beside the baselines the run measures itself
 (the most frequent word; for isolated digits the 1-NN DTW template
-recogniser on the same features). Writes benchmarks/results/speech_PART.json
-and prints the table. Not a test: up to 15 minutes a run.
+recogniser on the same features). Each run goes into
+benchmarks/results/speech_PART.json (or --name), replacing the run of the same
+label there, and the file's table is printed. Not a test: up to 15 minutes a run.
 """
 
 from __future__ import annotations
@@ -45,21 +46,23 @@ def one_run(out: Path, minutes: float, argv: list[str], label: str) -> dict:
     return row
 
 
-def merge_fold(minutes: float, row: dict) -> None:
-    """Put one fold into speech_loso.json, replacing an earlier run of that fold.
+def merge_row(name: str, minutes: float, row: dict) -> list[dict]:
+    """Put one run into benchmarks/results/NAME, replacing an earlier run of the same label;
+    the file's runs after it.
 
-    Folds may run in separate processes side by side (``--speakers a,b`` in one,
-    ``c,d`` in another): the file is locked while it is read and rewritten.
+    Runs may go on in separate processes side by side (``--speakers a,b`` in one, ``c,d``
+    in another): the file is locked while it is read and rewritten.
     """
-    path = RESULTS / "speech_loso.json"
+    path = RESULTS / name
     RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / ".speech_loso.lock", "w") as lock:
+    with open(RESULTS / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         runs = json.loads(path.read_text())["runs"] if path.exists() else []
         runs = [r for r in runs if r["run"] != row["run"]] + [{**row, "minutes": minutes}]
         order = {f"held out: {s}": i for i, s in enumerate(SPEAKERS)}
         runs.sort(key=lambda r: order.get(r["run"], len(order)))
-        write_result("speech_loso.json", {"runs": runs})
+        write_result(name, {"runs": runs})
+    return runs
 
 
 def main() -> int:
@@ -69,6 +72,11 @@ def main() -> int:
     parser.add_argument("--speakers", default=",".join(SPEAKERS), help="loso: the folds")
     parser.add_argument("--keep", help="keep the run directories under this folder")
     parser.add_argument("--threads", type=int, help="torch threads (1: two folds side by side)")
+    parser.add_argument(
+        "--name",
+        help="results file (default speech_PART.json); a run replaces "
+        "the one of the same label there",
+    )
     parser.add_argument("extra", nargs="*", help="extra `rnnkit speech train` options (after --)")
     args = parser.parse_args()
     if args.threads:
@@ -78,38 +86,41 @@ def main() -> int:
         return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rnnkit-speech-"))
     parts = ["isolated", "connected", "loso"] if args.part == "all" else [args.part]
+    suffix = f" ({' '.join(args.extra)})" if args.extra else ""
     for part in parts:
+        name = args.name or f"speech_{part}.json"
         rows = []
         if part == "isolated":
-            rows.append(one_run(root / "isolated", args.minutes, args.extra, "isolated digits"))
-        elif part == "connected":
             rows.append(
-                one_run(root / "connected", args.minutes, COMPOSE + args.extra, "connected digits")
+                one_run(root / "isolated", args.minutes, args.extra, "isolated digits" + suffix)
             )
+            runs = merge_row(name, args.minutes, rows[-1])
+        elif part == "connected":
+            argv = COMPOSE + args.extra
+            rows.append(
+                one_run(root / "connected", args.minutes, argv, "connected digits" + suffix)
+            )
+            runs = merge_row(name, args.minutes, rows[-1])
         else:
             for speaker in args.speakers.split(","):
                 argv = [*COMPOSE, "--test-speakers", speaker, *args.extra]
                 rows.append(
                     one_run(root / f"loso-{speaker}", args.minutes, argv, f"held out: {speaker}")
                 )
-                merge_fold(args.minutes, rows[-1])
+                runs = merge_row(name, args.minutes, rows[-1])
         print(
             f"\n{'run':24s} {'WER':>7s} {'beam WER':>9s} {'CER':>7s} {'most freq':>9s} {'1-NN DTW':>9s} {'s':>6s}"
         )
-        for r in rows:
+        for r in runs:
             b = r["baselines"]
             dtw = f"{b['dtw_1nn']['wer']:9.4f}" if "dtw_1nn" in b else f"{'-':>9s}"
             print(f"{r['run']:24s} {r['wer']:7.4f} {r['beam']['wer']:9.4f} {r['cer']:7.4f} "
                   f"{b['most_frequent']['wer']:9.4f} {dtw} {r['seconds']:6.0f}")  # fmt: skip
         if part == "loso":
-            folds = json.loads((RESULTS / "speech_loso.json").read_text())["runs"]
-            mean = sum(r["beam"]["wer"] for r in folds) / len(folds)
-            best = sum(r["wer"] for r in folds) / len(folds)
-            print(f"over the {len(folds)} folds in speech_loso.json: mean WER {best:.4f} "
-                  f"(beam {mean:.4f})")  # fmt: skip
-            continue
-        path = write_result(f"speech_{part}.json", {"minutes": args.minutes, "runs": rows})
-        print(f"results: {path}")
+            mean = sum(r["beam"]["wer"] for r in runs) / len(runs)
+            best = sum(r["wer"] for r in runs) / len(runs)
+            print(f"mean over the {len(runs)} folds: WER {best:.4f} (beam {mean:.4f})")
+        print(f"results: {RESULTS / name}")
     return 0
 
 
