@@ -89,25 +89,18 @@ def main() -> int:
     suffix = f" ({' '.join(args.extra)})" if args.extra else ""
     for part in parts:
         name = args.name or f"speech_{part}.json"
-        rows = []
         if part == "isolated":
-            rows.append(
-                one_run(root / "isolated", args.minutes, args.extra, "isolated digits" + suffix)
-            )
-            runs = merge_row(name, args.minutes, rows[-1])
+            row = one_run(root / "isolated", args.minutes, args.extra, "isolated digits" + suffix)
+            runs = merge_row(name, args.minutes, row)
         elif part == "connected":
             argv = COMPOSE + args.extra
-            rows.append(
-                one_run(root / "connected", args.minutes, argv, "connected digits" + suffix)
-            )
-            runs = merge_row(name, args.minutes, rows[-1])
+            row = one_run(root / "connected", args.minutes, argv, "connected digits" + suffix)
+            runs = merge_row(name, args.minutes, row)
         else:
             for speaker in args.speakers.split(","):
                 argv = [*COMPOSE, "--test-speakers", speaker, *args.extra]
-                rows.append(
-                    one_run(root / f"loso-{speaker}", args.minutes, argv, f"held out: {speaker}")
-                )
-                runs = merge_row(name, args.minutes, rows[-1])
+                row = one_run(root / f"loso-{speaker}", args.minutes, argv, f"held out: {speaker}")
+                runs = merge_row(name, args.minutes, row)
         print(
             f"\n{'run':24s} {'WER':>7s} {'beam WER':>9s} {'CER':>7s} {'most freq':>9s} {'1-NN DTW':>9s} {'s':>6s}"
         )

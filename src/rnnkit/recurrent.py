@@ -34,6 +34,17 @@ def check_input(x: Tensor, width: int, name: str = "x") -> None:
         raise ValueError(f"{name} must have at least one time step, got shape {tuple(x.shape)}")
 
 
+def last_steps(history: Tensor, steps: int) -> Tensor:
+    """The last ``steps`` entries of a history (its steps on dimension -2). A shorter one is
+    lengthened with copies of its first entry: a layer never reads steps before its dilation."""
+    history = history[..., -steps:, :]
+    missing = steps - history.shape[-2]
+    if not missing:
+        return history
+    first = history[..., :1, :].expand(*history.shape[:-2], missing, history.shape[-1])
+    return torch.cat([first, history], -2)
+
+
 class Recurrent(nn.Module):
     """One cell unrolled over time, batch first.
 
@@ -315,14 +326,11 @@ class RNN(nn.Module):
 
     def _stack_state(self, per_layer: list[list[State]]) -> tuple[Tensor, ...]:
         parts = len(per_layer[0][0])
-        steps = self.history
 
         def kept(s: Tensor) -> Tensor:  # a layer's state or history, as the last D steps
-            if not steps:
+            if not self.history:
                 return s
-            s = s if s.dim() == 3 else s.unsqueeze(1)
-            # steps before a shorter dilation's history are never read: its first repeated
-            return torch.cat([s[:, :1].expand(-1, steps - s.shape[1], -1), s], 1)
+            return last_steps(s if s.dim() == 3 else s.unsqueeze(1), self.history)
 
         return tuple(
             torch.stack([kept(s[i]) for layer in per_layer for s in layer], 0) for i in range(parts)
@@ -334,7 +342,7 @@ class RNN(nn.Module):
         expected = [(rows, batch, s) for s in self.state_sizes]
         got = [tuple(p.shape) for p in parts]
         # a history of any length is taken (an encoder's with other dilations, say)
-        plain = [g if len(g) == 3 else (*g[:2], g[3]) if len(g) == 4 else g for g in got]
+        plain = [(*g[:2], g[3]) if len(g) == 4 else g for g in got]
         if plain != expected or (self.history == 0 and got != expected):
             accepted = f"{expected} (layers * directions, batch, size)"
             if self.history:
@@ -345,10 +353,7 @@ class RNN(nn.Module):
             d = self.dilations[layer]
             if p.dim() == 3:
                 return p
-            if d == 1:
-                return p[:, :, -1]
-            h = p[:, :, -d:]  # the last d steps; a shorter history's first step stands earlier
-            return torch.cat([h[:, :, :1].expand(-1, -1, d - h.shape[2], -1), h], 2)
+            return p[:, :, -1] if d == 1 else last_steps(p, d)
 
         return [
             [
